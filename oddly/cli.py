@@ -1,0 +1,42 @@
+"""The `oddly` command line: one entry point, `--help` on every subcommand.
+
+Subcommands live next to what they drive and are imported lazily, so `oddly --help` stays fast.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+import click
+
+# subcommand name → "module:attribute" of a click command
+COMMANDS = {
+    "simulate": "oddly.simulator.cli:simulate",
+    "scan": "oddly.scan:scan",
+    "bench": "benchmarks.cli:bench",
+    "dagster-home": "oddly.dagster_home:dagster_home_command",
+}
+
+
+class LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        target = COMMANDS.get(cmd_name)
+        if target is None:
+            return None
+        module, attr = target.split(":")
+        command: Any = getattr(importlib.import_module(module), attr)
+        return command  # type: ignore[no-any-return]
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="oddly-odds")
+def main() -> None:
+    """Oddly Odds: watch many bookmakers' odds and say what matters."""
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,151 @@
+"""Settings: `ODDLY_*` environment variables for where things live and secrets, and one YAML file
+for feeds (and later rules and alert policy)."""
+
+from __future__ import annotations
+
+import os
+import re
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+class ConfigError(ValueError):
+    """The settings file is missing or wrong; the message names the file and the field."""
+
+
+class HttpPolicy(BaseModel):
+    """How politely and how persistently a feed is polled."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    timeout_seconds: float = Field(10.0, gt=0)
+    connect_timeout_seconds: float = Field(5.0, gt=0)
+    retries: int = Field(3, ge=0, le=10)
+    backoff_seconds: float = Field(0.5, ge=0)
+    backoff_max_seconds: float = Field(10.0, ge=0)
+    max_concurrency: int = Field(4, ge=1, le=64)
+    requests_per_second: float = Field(5.0, gt=0)
+    # A 429 asking to wait longer than this fails the request instead of stalling the cycle.
+    max_retry_after_seconds: float = Field(30.0, ge=0)
+    user_agent: str = "oddly-odds/0.1 (+https://github.com/oddly-odds)"
+
+
+class FeedConfig(BaseModel):
+    """One polled source: which agent, which bookmaker, where, how often."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9_]*$")
+    agent: str
+    bookmaker: str
+    base_url: str
+    interval_seconds: float = Field(10.0, ge=1)
+    enabled: bool = True
+    sharp: bool = False
+    http: HttpPolicy = Field(default_factory=HttpPolicy)
+    options: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("base_url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("base_url must start with http:// or https://")
+        return value.rstrip("/")
+
+
+class OddlyConfig(BaseModel):
+    """The settings file."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    feeds: list[FeedConfig] = Field(default_factory=list)
+
+    @field_validator("feeds")
+    @classmethod
+    def _unique_names(cls, feeds: list[FeedConfig]) -> list[FeedConfig]:
+        names = [f.name for f in feeds]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"feed names must be unique; repeated: {', '.join(dupes)}")
+        return feeds
+
+    @property
+    def enabled_feeds(self) -> list[FeedConfig]:
+        return [f for f in self.feeds if f.enabled]
+
+    def feed(self, name: str) -> FeedConfig:
+        for f in self.feeds:
+            if f.name == name:
+                return f
+        raise ConfigError(f"no feed named {name!r}; configured: {', '.join(f.name for f in self.feeds)}")
+
+
+class Settings(BaseSettings):
+    """Where things live. Every field is an `ODDLY_<NAME>` environment variable."""
+
+    model_config = SettingsConfigDict(env_prefix="ODDLY_", extra="ignore")
+
+    home: Path = Field(default=REPO_ROOT / ".oddly", description="embedded stores live here")
+    config_file: Path = Field(default=REPO_ROOT / "oddly.yaml", description="feeds, rules, policy")
+    warehouse_url: str | None = Field(default=None, description="PostgreSQL URL; DuckDB file when unset")
+    dagster_pg_url: str | None = Field(default=None, description="dagster-postgres instance storage")
+    simulator_host: str = "127.0.0.1"
+    simulator_port: int = 8765
+
+    @property
+    def duckdb_path(self) -> Path:
+        return self.home / "warehouse.duckdb"
+
+    @property
+    def resolved_warehouse_url(self) -> str:
+        return self.warehouse_url or f"duckdb:///{self.duckdb_path}"
+
+    @property
+    def dagster_home(self) -> Path:
+        return self.home / "dagster"
+
+    @cached_property
+    def config(self) -> OddlyConfig:
+        return load_config(self.config_file)
+
+
+def load_config(path: Path) -> OddlyConfig:
+    if not path.exists():
+        raise ConfigError(f"settings file {path} not found; set ODDLY_CONFIG_FILE or copy oddly.yaml")
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"settings file {path} is not valid YAML: {exc}") from exc
+    try:
+        return OddlyConfig.model_validate(_expand_env(raw))
+    except ValidationError as exc:
+        raise ConfigError(f"settings file {path} is invalid:\n{exc}") from exc
+
+
+def _expand_env(value: Any) -> Any:
+    """`${VAR}` and `${VAR:-default}` in string values, so URLs and ports can come from the env."""
+    if isinstance(value, str):
+        return os.path.expandvars(_defaults(value))
+    if isinstance(value, list):
+        return [_expand_env(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _expand_env(v) for k, v in value.items()}
+    return value
+
+
+def _defaults(text: str) -> str:
+    def sub(match: re.Match[str]) -> str:
+        return os.environ.get(match.group(1), match.group(2))
+
+    return re.sub(r"\$\{(\w+):-([^}]*)\}", sub, text)
+
+
+def get_settings() -> Settings:
+    return Settings()

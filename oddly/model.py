@@ -1,0 +1,287 @@
+"""The canonical price row every feed agent produces, its vocabularies and its Arrow schema.
+
+One row is one price of one outcome at one bookmaker at one moment. Agents build batches of rows
+column by column (see `PriceColumns`), the ingestion validates them vectorized, and `PriceRow` is
+the same contract for code that handles a single row.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+from pydantic import BaseModel, ConfigDict, field_validator, model_validator
+
+
+class Market(StrEnum):
+    ONE_X_TWO = "1x2"
+    DOUBLE_CHANCE = "double_chance"
+    HANDICAP = "handicap"
+    TOTAL = "total"
+    TEAM_TOTAL_HOME = "team_total_home"
+    TEAM_TOTAL_AWAY = "team_total_away"
+    BTTS = "btts"
+    ASIAN_HANDICAP = "asian_handicap"
+    ASIAN_TOTAL = "asian_total"
+    MONEYLINE = "moneyline"
+    WIN = "win"
+
+
+class Outcome(StrEnum):
+    HOME = "home"
+    DRAW = "draw"
+    AWAY = "away"
+    HOME_DRAW = "home_draw"
+    HOME_AWAY = "home_away"
+    DRAW_AWAY = "draw_away"
+    OVER = "over"
+    UNDER = "under"
+    YES = "yes"
+    NO = "no"
+
+
+class Status(StrEnum):
+    OPEN = "open"
+    SUSPENDED = "suspended"
+
+
+# Markets whose rows need a line (handicap or total); the others must have none.
+LINE_MARKETS = frozenset(
+    {
+        Market.HANDICAP,
+        Market.TOTAL,
+        Market.TEAM_TOTAL_HOME,
+        Market.TEAM_TOTAL_AWAY,
+        Market.ASIAN_HANDICAP,
+        Market.ASIAN_TOTAL,
+    }
+)
+# Handicap lines are stored from the home side's point of view, so both sides of one line share it.
+HANDICAP_MARKETS = frozenset({Market.HANDICAP, Market.ASIAN_HANDICAP})
+
+# A source code the canonical vocabulary does not know is kept under this prefix (e.g. "raw:g136").
+RAW_PREFIX = "raw:"
+
+PERIODS = ("ft", "1h", "2h", "ot", "p1", "p2", "p3", "q1", "q2", "q3", "q4", "s1", "s2", "s3", "s4", "s5")
+
+MIN_PRICE_EXCLUSIVE = 1.0
+# Above this a price is treated as a feed error, not an offer.
+MAX_PRICE = 5000.0
+
+
+PRICE_SCHEMA = pa.schema(
+    [
+        pa.field("bookmaker", pa.string()),
+        pa.field("source_event_id", pa.string()),
+        pa.field("sport", pa.string()),
+        pa.field("league", pa.string()),
+        pa.field("country", pa.string()),
+        pa.field("home", pa.string()),
+        pa.field("away", pa.string()),
+        pa.field("starts_at", pa.timestamp("us", tz="UTC")),
+        pa.field("is_live", pa.bool_()),
+        pa.field("market", pa.string()),
+        pa.field("period", pa.string()),
+        pa.field("line", pa.float64()),
+        pa.field("outcome", pa.string()),
+        pa.field("price", pa.float64()),
+        pa.field("status", pa.string()),
+        pa.field("source_ts", pa.timestamp("us", tz="UTC")),
+        pa.field("observed_at", pa.timestamp("us", tz="UTC")),
+        pa.field("feed_run_id", pa.string()),
+    ]
+)
+PRICE_COLUMNS: tuple[str, ...] = tuple(PRICE_SCHEMA.names)
+# What identifies one selection at one bookmaker; a tick is one change of its price or status.
+SELECTION_KEY: tuple[str, ...] = ("bookmaker", "source_event_id", "market", "period", "line", "outcome")
+
+
+def utc(ts: datetime) -> datetime:
+    """A timezone-aware UTC datetime; naive input is taken to be UTC already."""
+    return ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC)
+
+
+def from_unix(seconds: float | None) -> datetime | None:
+    return None if seconds is None else datetime.fromtimestamp(seconds, tz=UTC)
+
+
+def is_known_market(market: str) -> bool:
+    return market in Market._value2member_map_ or market.startswith(RAW_PREFIX)
+
+
+def is_known_outcome(outcome: str) -> bool:
+    return outcome in Outcome._value2member_map_ or outcome.startswith(RAW_PREFIX)
+
+
+class PriceRow(BaseModel):
+    """One canonical price row, validated. The batch path (`PriceColumns`) obeys the same rules."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    bookmaker: str
+    source_event_id: str
+    sport: str
+    league: str | None = None
+    country: str | None = None
+    home: str
+    away: str
+    starts_at: datetime
+    is_live: bool = False
+    market: str
+    period: str = "ft"
+    line: float | None = None
+    outcome: str
+    price: float
+    status: Status = Status.OPEN
+    source_ts: datetime | None = None
+    observed_at: datetime
+    feed_run_id: str
+
+    @field_validator("bookmaker", "source_event_id", "sport", "home", "away", "feed_run_id")
+    @classmethod
+    def _not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("must not be blank")
+        return value
+
+    @field_validator("starts_at", "observed_at", "source_ts")
+    @classmethod
+    def _to_utc(cls, value: datetime | None) -> datetime | None:
+        return None if value is None else utc(value)
+
+    @field_validator("market")
+    @classmethod
+    def _market(cls, value: str) -> str:
+        if not is_known_market(value):
+            raise ValueError(f"unknown market {value!r}; keep source codes as {RAW_PREFIX}<code>")
+        return value
+
+    @field_validator("outcome")
+    @classmethod
+    def _outcome(cls, value: str) -> str:
+        if not is_known_outcome(value):
+            raise ValueError(f"unknown outcome {value!r}; keep source codes as {RAW_PREFIX}<code>")
+        return value
+
+    @field_validator("price")
+    @classmethod
+    def _price(cls, value: float) -> float:
+        reason = price_problem(value)
+        if reason:
+            raise ValueError(reason)
+        return value
+
+    @model_validator(mode="after")
+    def _line_matches_market(self) -> PriceRow:
+        if self.line is not None and not math.isfinite(self.line):
+            raise ValueError("line must be a finite number")
+        if self.market in LINE_MARKETS and self.line is None:
+            raise ValueError(f"market {self.market} needs a line")
+        return self
+
+
+def price_problem(price: Any) -> str | None:
+    """Why a value is not a decimal price, or None when it is one."""
+    if price is None or isinstance(price, bool) or not isinstance(price, int | float):
+        return f"price {price!r} is not a number"
+    if not math.isfinite(price):
+        return f"price {price!r} is not finite"
+    if price <= MIN_PRICE_EXCLUSIVE:
+        return f"price {price:g} is not a decimal odd (must be > 1)"
+    if price > MAX_PRICE:
+        return f"price {price:g} is absurd (above {MAX_PRICE:g})"
+    return None
+
+
+@dataclass
+class Reject:
+    """A source record that could not become a price row, with the reason a person can read."""
+
+    reason: str
+    record: Any
+    bookmaker: str = ""
+    source_event_id: str | None = None
+
+
+@dataclass
+class PriceColumns:
+    """A batch of price rows held column by column (the fast path agents fill).
+
+    `starts_at`, `source_ts` are unix seconds (float or None); `observed_at` and `feed_run_id`
+    are the same for the whole batch and set when it becomes a table.
+    """
+
+    bookmaker: list[str] = field(default_factory=list)
+    source_event_id: list[str] = field(default_factory=list)
+    sport: list[str] = field(default_factory=list)
+    league: list[str | None] = field(default_factory=list)
+    country: list[str | None] = field(default_factory=list)
+    home: list[str] = field(default_factory=list)
+    away: list[str] = field(default_factory=list)
+    starts_at: list[float] = field(default_factory=list)
+    is_live: list[bool] = field(default_factory=list)
+    market: list[str] = field(default_factory=list)
+    period: list[str] = field(default_factory=list)
+    line: list[float | None] = field(default_factory=list)
+    outcome: list[str] = field(default_factory=list)
+    price: list[Any] = field(default_factory=list)
+    status: list[str] = field(default_factory=list)
+    source_ts: list[float | None] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.price)
+
+    def extend(self, other: PriceColumns) -> None:
+        for name in self.__dataclass_fields__:
+            getattr(self, name).extend(getattr(other, name))
+
+    def to_table(self, observed_at: datetime, feed_run_id: str) -> pa.Table:
+        """Arrow table in PRICE_SCHEMA order. Prices that are not numbers become null (validation
+        rejects them with a reason); everything else must already have the right type."""
+        n = len(self)
+        ts = pa.timestamp("us", tz="UTC")
+        prices = [p if type(p) in (float, int) else None for p in self.price]
+        starts = (np.asarray(self.starts_at, dtype=np.float64) * 1e6).astype(np.int64)
+        source_ts = pa.array(self.source_ts, pa.float64())
+        arrays = [
+            pa.array(self.bookmaker, pa.string()),
+            pa.array(self.source_event_id, pa.string()),
+            pa.array(self.sport, pa.string()),
+            pa.array(self.league, pa.string()),
+            pa.array(self.country, pa.string()),
+            pa.array(self.home, pa.string()),
+            pa.array(self.away, pa.string()),
+            pa.array(starts, pa.int64()).cast(ts),
+            pa.array(self.is_live, pa.bool_()),
+            pa.array(self.market, pa.string()),
+            pa.array(self.period, pa.string()),
+            pa.array(self.line, pa.float64()),
+            pa.array(self.outcome, pa.string()),
+            pa.array(prices, pa.float64()),
+            pa.array(self.status, pa.string()),
+            pc.multiply(source_ts, 1e6).cast(pa.int64()).cast(ts),
+            pa.repeat(pa.scalar(utc(observed_at), ts), n),
+            pa.repeat(pa.scalar(feed_run_id, pa.string()), n),
+        ]
+        return pa.Table.from_arrays(arrays, schema=PRICE_SCHEMA)
+
+    def raw_record(self, i: int) -> dict[str, Any]:
+        """Row i as a plain dict (for quarantine records)."""
+        return {name: getattr(self, name)[i] for name in self.__dataclass_fields__}
+
+
+def rows_to_table(rows: list[PriceRow]) -> pa.Table:
+    """Arrow table from validated single rows (tests, small imports)."""
+    data = {name: [getattr(r, name) for r in rows] for name in PRICE_COLUMNS}
+    data["status"] = [str(s) for s in data["status"]]
+    return pa.Table.from_pydict(data, schema=PRICE_SCHEMA)
+
+
+def now_utc() -> datetime:
+    return datetime.now(UTC)
