@@ -8,6 +8,7 @@ the same contract for code that handles a single row.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -236,6 +237,24 @@ class PriceColumns:
 
     def __len__(self) -> int:
         return len(self.price)
+
+    @classmethod
+    def from_records(cls, records: Iterable[Mapping[str, Any]]) -> PriceColumns:
+        """Columns from row dicts (small agents, imports, tests); optional fields may be left out."""
+        columns = cls()
+        defaults: dict[str, Any] = {
+            "league": None,
+            "country": None,
+            "is_live": False,
+            "period": "ft",
+            "line": None,
+            "status": Status.OPEN.value,
+            "source_ts": None,
+        }
+        for record in records:
+            for name in cls.__dataclass_fields__:
+                getattr(columns, name).append(record[name] if name in record else defaults[name])
+        return columns
 
     def extend(self, other: PriceColumns) -> None:
         for name in self.__dataclass_fields__:

@@ -21,7 +21,9 @@ def available_agents() -> dict[str, type[FeedAgent]]:
     for ep in entry_points(group=GROUP):
         cls = ep.load()
         if not (isinstance(cls, type) and issubclass(cls, FeedAgent)):
-            raise TypeError(f"entry point {ep.name} = {ep.value} in group {GROUP} is not a FeedAgent subclass")
+            raise TypeError(
+                f"entry point {ep.name} = {ep.value} in group {GROUP} is not a FeedAgent subclass"
+            )
         agents[ep.name] = cls
     return agents
 

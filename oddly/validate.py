@@ -1,0 +1,107 @@
+"""Vectorized validation of a batch of price rows: the same rules as `oddly.model.PriceRow`, run
+as column masks, with a reason a person can read for every row that fails."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from oddly.model import (
+    LINE_MARKETS,
+    MAX_PRICE,
+    MIN_PRICE_EXCLUSIVE,
+    RAW_PREFIX,
+    Market,
+    Outcome,
+    PriceColumns,
+    Reject,
+    Status,
+    price_problem,
+)
+
+_REQUIRED_TEXT = ("bookmaker", "source_event_id", "sport", "home", "away", "market", "period", "outcome")
+_MARKETS = pa.array([m.value for m in Market])
+_OUTCOMES = pa.array([o.value for o in Outcome])
+_STATUSES = pa.array([s.value for s in Status])
+_LINE_MARKETS = pa.array(sorted(m.value for m in LINE_MARKETS))
+
+
+@dataclass
+class Validated:
+    table: pa.Table
+    rejects: list[Reject]
+
+
+def _known(column: pa.ChunkedArray, vocabulary: pa.Array) -> pa.ChunkedArray:
+    return pc.or_(pc.is_in(column, value_set=vocabulary), pc.starts_with(column, RAW_PREFIX))
+
+
+def validate_batch(table: pa.Table, source: PriceColumns) -> Validated:
+    """Split a batch (built by `source.to_table`) into valid rows and rejects with reasons."""
+    n = table.num_rows
+    if n == 0:
+        return Validated(table, [])
+    checks: list[tuple[str, pa.ChunkedArray | pa.Array]] = []
+    for name in _REQUIRED_TEXT:
+        col = table[name]
+        checks.append(
+            (f"{name} is missing", pc.or_(pc.is_null(col), pc.equal(pc.utf8_trim_whitespace(col), "")))
+        )
+    price = table["price"]
+    bad_price = pc.or_kleene(
+        pc.is_null(price),
+        pc.or_kleene(
+            pc.invert(pc.is_finite(price)),
+            pc.or_kleene(pc.less_equal(price, MIN_PRICE_EXCLUSIVE), pc.greater(price, MAX_PRICE)),
+        ),
+    )
+    checks.append(("price", pc.fill_null(bad_price, True)))
+    checks.append(("unknown market", pc.invert(pc.fill_null(_known(table["market"], _MARKETS), True))))
+    checks.append(("unknown outcome", pc.invert(pc.fill_null(_known(table["outcome"], _OUTCOMES), True))))
+    checks.append(
+        ("unknown status", pc.invert(pc.fill_null(pc.is_in(table["status"], value_set=_STATUSES), False)))
+    )
+    line = table["line"]
+    needs_line = pc.is_in(table["market"], value_set=_LINE_MARKETS)
+    checks.append(
+        ("line missing for a line market", pc.fill_null(pc.and_(needs_line, pc.is_null(line)), False))
+    )
+    checks.append(("line is not finite", pc.fill_null(pc.invert(pc.is_finite(line)), False)))
+    checks.append(("starts_at is missing", pc.is_null(table["starts_at"])))
+
+    masks = np.vstack([np.asarray(m.to_numpy(zero_copy_only=False), dtype=bool) for _, m in checks])
+    bad = masks.any(axis=0)
+    if not bad.any():
+        return Validated(table, [])
+    rejects = []
+    for i in np.flatnonzero(bad):
+        reasons = [
+            _price_reason(source.price[i]) if label == "price" else _describe(label, table, int(i))
+            for (label, _), failed in zip(checks, masks[:, i], strict=True)
+            if failed
+        ]
+        rejects.append(
+            Reject(
+                reason="; ".join(reasons),
+                record=source.raw_record(int(i)),
+                bookmaker=source.bookmaker[i] if i < len(source.bookmaker) else "",
+                source_event_id=source.source_event_id[i] if i < len(source.source_event_id) else None,
+            )
+        )
+    return Validated(table.filter(pa.array(~bad)), rejects)
+
+
+def _price_reason(raw: object) -> str:
+    return price_problem(raw) or f"price {raw!r} is not a decimal odd"
+
+
+def _describe(label: str, table: pa.Table, i: int) -> str:
+    if label in ("unknown market", "unknown outcome", "unknown status"):
+        column = label.split()[1]
+        return f"{label} {table[column][i].as_py()!r}"
+    if label == "line missing for a line market":
+        return f"market {table['market'][i].as_py()} needs a line"
+    return label

@@ -1,0 +1,79 @@
+"""The raw tables of the warehouse, one definition for DuckDB and PostgreSQL."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+RAW_SCHEMA = "raw"
+
+metadata = sa.MetaData(schema=RAW_SCHEMA)
+
+
+def _price_columns() -> list[sa.Column[object]]:
+    """The canonical price row (oddly.model.PRICE_SCHEMA) as SQL columns."""
+    ts = sa.DateTime(timezone=True)
+    return [
+        sa.Column("bookmaker", sa.Text, nullable=False),
+        sa.Column("source_event_id", sa.Text, nullable=False),
+        sa.Column("sport", sa.Text, nullable=False),
+        sa.Column("league", sa.Text),
+        sa.Column("country", sa.Text),
+        sa.Column("home", sa.Text, nullable=False),
+        sa.Column("away", sa.Text, nullable=False),
+        sa.Column("starts_at", ts, nullable=False),
+        sa.Column("is_live", sa.Boolean, nullable=False),
+        sa.Column("market", sa.Text, nullable=False),
+        sa.Column("period", sa.Text, nullable=False),
+        sa.Column("line", sa.Double),
+        sa.Column("outcome", sa.Text, nullable=False),
+        sa.Column("price", sa.Double, nullable=False),
+        sa.Column("status", sa.Text, nullable=False),
+        sa.Column("source_ts", ts),
+        sa.Column("observed_at", ts, nullable=False),
+        sa.Column("feed_run_id", sa.Text, nullable=False),
+    ]
+
+
+# Change-only history: a row when a price first appears, changes, or changes status.
+odds_ticks = sa.Table("odds_ticks", metadata, *_price_columns())
+
+# The last tick of every selection: what the next run diffs against.
+latest_prices = sa.Table("latest_prices", metadata, *_price_columns())
+
+# One row per ingestion run of one feed, written in the same transaction as its ticks.
+feed_runs = sa.Table(
+    "feed_runs",
+    metadata,
+    sa.Column("feed_run_id", sa.Text, primary_key=True),
+    sa.Column("feed", sa.Text, nullable=False),
+    sa.Column("bookmaker", sa.Text, nullable=False),
+    sa.Column("status", sa.Text, nullable=False),
+    sa.Column("started_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("finished_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("requests", sa.Integer, nullable=False),
+    sa.Column("prices_seen", sa.Integer, nullable=False),
+    sa.Column("ticks_written", sa.Integer, nullable=False),
+    sa.Column("rejected", sa.Integer, nullable=False),
+    sa.Column("unmapped", sa.Integer, nullable=False),
+    sa.Column("unmapped_codes", sa.Text, nullable=False),
+    sa.Column("fetch_seconds", sa.Double, nullable=False),
+    sa.Column("parse_seconds", sa.Double, nullable=False),
+    sa.Column("write_seconds", sa.Double, nullable=False),
+    sa.Column("http_outcome", sa.Text, nullable=False),
+    sa.Column("error", sa.Text),
+)
+
+# Records a feed sent that could not become price rows, with the reason.
+quarantine = sa.Table(
+    "quarantine",
+    metadata,
+    sa.Column("feed_run_id", sa.Text, nullable=False),
+    sa.Column("feed", sa.Text, nullable=False),
+    sa.Column("bookmaker", sa.Text, nullable=False),
+    sa.Column("source_event_id", sa.Text),
+    sa.Column("observed_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("record", sa.Text, nullable=False),
+)
+
+sa.Index("ix_feed_runs_feed_started", feed_runs.c.feed, feed_runs.c.started_at)

@@ -1,0 +1,331 @@
+"""The warehouse: raw change-only ticks, the latest price per selection, the feed-run log and the
+quarantine, on DuckDB (embedded default) or PostgreSQL, through one code path.
+
+A run's ticks, its quarantined records and its feed-run row are written in one transaction, so a
+crash leaves either all of a run or none of it. DuckDB allows one process at a time on a file: every
+DuckDB connection here holds an exclusive lock file for its short life, so parallel Dagster runs
+queue instead of failing.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import io
+import json
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+from sqlalchemy.pool import NullPool
+
+from oddly.model import PRICE_COLUMNS, Reject, utc
+from oddly.warehouse import schema
+
+if TYPE_CHECKING:
+    from oddly.config import Settings
+
+# Largest quarantined record kept, so one huge broken payload cannot bloat the table.
+MAX_RECORD_CHARS = 64_000
+# A line value no real line takes, so selections without a line join on equality.
+_NO_LINE = "-1000000000.0"
+_KEY_JOIN = " and ".join(
+    [f"l.{c} = c.{c}" for c in ("bookmaker", "source_event_id", "market", "period", "outcome")]
+    + [f"coalesce(l.line, {_NO_LINE}) = coalesce(c.line, {_NO_LINE})"]
+)
+_COLS = ", ".join(PRICE_COLUMNS)
+
+
+class WarehouseBusyError(RuntimeError):
+    pass
+
+
+@dataclass
+class FeedRunRecord:
+    """The feed-run log row: what one ingestion run of one feed did, in numbers and words."""
+
+    feed_run_id: str
+    feed: str
+    bookmaker: str
+    status: str
+    started_at: datetime
+    finished_at: datetime
+    requests: int
+    prices_seen: int
+    ticks_written: int
+    rejected: int
+    unmapped: int
+    unmapped_codes: str
+    fetch_seconds: float
+    parse_seconds: float
+    write_seconds: float
+    http_outcome: str
+    error: str | None
+
+
+class Warehouse:
+    def __init__(self, url: str, *, lock_timeout_seconds: float = 300.0) -> None:
+        self.url = url
+        self.engine = _make_engine(url)
+        self.dialect: str = self.engine.dialect.name
+        self.lock_timeout_seconds = lock_timeout_seconds
+        self._duckdb_path = _duckdb_file(url) if self.dialect == "duckdb" else None
+        self._schema_ready = False
+
+    @classmethod
+    def from_url(cls, url: str) -> Warehouse:
+        return cls(url)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Warehouse:
+        return cls(settings.resolved_warehouse_url)
+
+    def __repr__(self) -> str:
+        return f"Warehouse({self.engine.url.render_as_string(hide_password=True)})"
+
+    # --- connections -------------------------------------------------------------------------
+
+    @contextmanager
+    def begin(self) -> Iterator[Connection]:
+        """A connection in a transaction; commits on success, rolls back on any error."""
+        with self._exclusive(), self.engine.begin() as conn:
+            yield conn
+
+    @contextmanager
+    def _exclusive(self) -> Iterator[None]:
+        if self._duckdb_path is None:
+            yield
+            return
+        self._duckdb_path.parent.mkdir(parents=True, exist_ok=True)
+        lock_path = self._duckdb_path.with_name(self._duckdb_path.name + ".lock")
+        with open(lock_path, "a") as handle:
+            deadline = time.monotonic() + self.lock_timeout_seconds
+            while True:
+                try:
+                    fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() > deadline:
+                        raise WarehouseBusyError(
+                            f"warehouse {self._duckdb_path} is busy: another process has held it for "
+                            f"over {self.lock_timeout_seconds:.0f} s; nothing was written, try again"
+                        ) from None
+                    time.sleep(0.02)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+    def ensure_schema(self) -> None:
+        if self._schema_ready:
+            return
+        with self.begin() as conn:
+            conn.execute(sa.text(f"create schema if not exists {schema.RAW_SCHEMA}"))
+            schema.metadata.create_all(conn)
+        self._schema_ready = True
+
+    # --- writing -----------------------------------------------------------------------------
+
+    def write_run(self, prices: pa.Table, rejects: list[Reject], run: FeedRunRecord) -> int:
+        """Append the ticks of one run (only selections whose price or status changed), its
+        quarantined records and its feed-run row, all in one transaction. Returns ticks written.
+        Writing the same prices again writes nothing: the diff is against the latest prices."""
+        self.ensure_schema()
+        t0 = time.perf_counter()
+        with self.begin() as conn:
+            if self.dialect == "postgresql":
+                # Runs of the same bookmaker must not diff against each other's half-written state.
+                conn.execute(sa.text("select pg_advisory_xact_lock(hashtext(:k))"), {"k": run.bookmaker})
+            ticks = self._append_changes(conn, prices) if prices.num_rows else 0
+            if rejects:
+                self._bulk_insert(conn, "raw.quarantine", _quarantine_table(rejects, run))
+            run.ticks_written = ticks
+            run.write_seconds = time.perf_counter() - t0
+            conn.execute(schema.feed_runs.insert().values(**asdict(run)))
+        return ticks
+
+    def _append_changes(self, conn: Connection, prices: pa.Table) -> int:
+        incoming = prices.select(list(PRICE_COLUMNS)).append_column(
+            "_ord", pa.array(range(prices.num_rows), pa.int64())
+        )
+        self._load_temp(conn, "_incoming", incoming)
+        line_key = f"coalesce(line, {_NO_LINE})"
+        conn.exec_driver_sql("drop table if exists _changed")
+        # Latest row per selection within the batch, kept only where it differs from the stored one.
+        conn.exec_driver_sql(
+            f"""
+            create temp table _changed as
+            select {", ".join("c." + c for c in PRICE_COLUMNS)}
+            from (
+                select *, row_number() over (
+                    partition by bookmaker, source_event_id, market, period, {line_key}, outcome
+                    order by _ord desc) as _rank
+                from _incoming
+            ) c
+            left join raw.latest_prices l on {_KEY_JOIN}
+            where c._rank = 1 and (l.price is null or l.price <> c.price or l.status <> c.status)
+            """
+        )
+        changed: int = conn.exec_driver_sql("select count(*) from _changed").scalar_one()
+        if changed:
+            conn.exec_driver_sql(f"insert into raw.odds_ticks ({_COLS}) select {_COLS} from _changed")
+            conn.exec_driver_sql(f"delete from raw.latest_prices l using _changed c where {_KEY_JOIN}")
+            conn.exec_driver_sql(f"insert into raw.latest_prices ({_COLS}) select {_COLS} from _changed")
+        conn.exec_driver_sql("drop table if exists _changed")
+        conn.exec_driver_sql("drop table if exists _incoming")
+        return int(changed)
+
+    def _load_temp(self, conn: Connection, name: str, table: pa.Table) -> None:
+        """A temporary table holding an Arrow table, by each engine's bulk path."""
+        conn.exec_driver_sql(f"drop table if exists {name}")
+        if self.dialect == "duckdb":
+            raw = conn.connection.driver_connection
+            raw.register(f"{name}_arrow", table)  # type: ignore[union-attr]
+            conn.exec_driver_sql(f"create temp table {name} as select * from {name}_arrow")
+            raw.unregister(f"{name}_arrow")  # type: ignore[union-attr]
+            return
+        columns = ", ".join(f"{f.name} {_pg_type(f.type)}" for f in table.schema)
+        conn.exec_driver_sql(f"create temp table {name} ({columns}) on commit drop")
+        self._copy_csv(conn, name, table)
+
+    def _bulk_insert(self, conn: Connection, target: str, table: pa.Table) -> None:
+        cols = ", ".join(table.column_names)
+        if self.dialect == "duckdb":
+            raw = conn.connection.driver_connection
+            raw.register("_bulk_arrow", table)  # type: ignore[union-attr]
+            conn.exec_driver_sql(f"insert into {target} ({cols}) select {cols} from _bulk_arrow")
+            raw.unregister("_bulk_arrow")  # type: ignore[union-attr]
+        else:
+            self._copy_csv(conn, target, table)
+
+    @staticmethod
+    def _copy_csv(conn: Connection, target: str, table: pa.Table) -> None:
+        buffer = io.BytesIO()
+        pacsv.write_csv(table, buffer, pacsv.WriteOptions(include_header=False))
+        cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+        cols = ", ".join(table.column_names)
+        with cursor.copy(f"copy {target} ({cols}) from stdin with (format csv)") as copy:
+            copy.write(buffer.getvalue())
+
+    # --- reading -----------------------------------------------------------------------------
+
+    def query(self, sql: str, params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+        self.ensure_schema()
+        with self.begin() as conn:
+            result = conn.execute(sa.text(sql), params or {})
+            return [dict(row._mapping) for row in result]
+
+    def scalar(self, sql: str, params: dict[str, Any] | None = None) -> Any:
+        self.ensure_schema()
+        with self.begin() as conn:
+            return conn.execute(sa.text(sql), params or {}).scalar()
+
+    def arrow(self, sql: str) -> pa.Table:
+        """A query's result as an Arrow table (DuckDB natively; PostgreSQL through pandas)."""
+        self.ensure_schema()
+        with self.begin() as conn:
+            if self.dialect == "duckdb":
+                raw = conn.connection.driver_connection
+                return raw.execute(sql).fetch_arrow_table()  # type: ignore[union-attr]
+            import pandas as pd
+
+            return pa.Table.from_pandas(pd.read_sql_query(sa.text(sql), conn), preserve_index=False)
+
+    def count_ticks(self, feed_run_id: str | None = None) -> int:
+        if feed_run_id is None:
+            return int(self.scalar("select count(*) from raw.odds_ticks"))
+        return int(
+            self.scalar("select count(*) from raw.odds_ticks where feed_run_id = :r", {"r": feed_run_id})
+        )
+
+    def count_bad_prices(self) -> int:
+        return int(self.scalar("select count(*) from raw.odds_ticks where price <= 1.0 or price is null"))
+
+    def last_success(self, feed: str) -> datetime | None:
+        value = self.scalar(
+            "select max(finished_at) from raw.feed_runs where feed = :f and status in ('ok', 'partial')",
+            {"f": feed},
+        )
+        return _as_utc(value)
+
+    def feed_runs(self, feed: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
+        where = "where feed = :f" if feed else ""
+        return self.query(
+            f"select * from raw.feed_runs {where} order by started_at desc limit :n", {"f": feed, "n": limit}
+        )
+
+    def quarantined(self, feed_run_id: str | None = None) -> list[dict[str, Any]]:
+        where = "where feed_run_id = :r" if feed_run_id else ""
+        return self.query(f"select * from raw.quarantine {where}", {"r": feed_run_id})
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+def _make_engine(url: str) -> sa.Engine:
+    if url.startswith("duckdb"):
+        path = _duckdb_file(url)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # No pool: a DuckDB file must be closed between uses so other processes can open it.
+        return sa.create_engine(url, poolclass=NullPool)
+    if url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
+    return sa.create_engine(url, pool_pre_ping=True, pool_size=2, max_overflow=2)
+
+
+def _duckdb_file(url: str) -> Path:
+    path = url.split(":///", 1)[1] if ":///" in url else ""
+    if not path or path == ":memory:":
+        raise ValueError(
+            f"warehouse URL {url!r} must name a DuckDB file, e.g. duckdb:////abs/path/warehouse.duckdb"
+        )
+    return Path(path)
+
+
+def _pg_type(dtype: pa.DataType) -> str:
+    if pa.types.is_timestamp(dtype):
+        return "timestamptz"
+    if pa.types.is_floating(dtype):
+        return "double precision"
+    if pa.types.is_integer(dtype):
+        return "bigint"
+    if pa.types.is_boolean(dtype):
+        return "boolean"
+    return "text"
+
+
+def _quarantine_table(rejects: list[Reject], run: FeedRunRecord) -> pa.Table:
+    ts = pa.timestamp("us", tz="UTC")
+    n = len(rejects)
+    return pa.table(
+        {
+            "feed_run_id": pa.array([run.feed_run_id] * n, pa.string()),
+            "feed": pa.array([run.feed] * n, pa.string()),
+            "bookmaker": pa.array([r.bookmaker or run.bookmaker for r in rejects], pa.string()),
+            "source_event_id": pa.array([r.source_event_id for r in rejects], pa.string()),
+            "observed_at": pa.array([run.finished_at] * n, ts),
+            "reason": pa.array([r.reason for r in rejects], pa.string()),
+            "record": pa.array([_record_text(r.record) for r in rejects], pa.string()),
+        }
+    )
+
+
+def _record_text(record: Any) -> str:
+    if isinstance(record, bytes):
+        text = record.decode("utf-8", errors="replace")
+    elif isinstance(record, str):
+        text = record
+    else:
+        text = json.dumps(record, default=str, ensure_ascii=False)
+    return text[:MAX_RECORD_CHARS]
+
+
+def _as_utc(value: Any) -> datetime | None:
+    return None if value is None else utc(value)

@@ -1,0 +1,177 @@
+"""The warehouse on DuckDB and on the real PostgreSQL: change-only ticks, idempotent writes, one
+transaction per run, quarantine and the feed-run log."""
+
+from __future__ import annotations
+
+import multiprocessing
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from oddly.model import PriceColumns, Reject
+from oddly.warehouse.store import FeedRunRecord, Warehouse
+
+T0 = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
+EVENT = {
+    "bookmaker": "22bet",
+    "source_event_id": "335841758",
+    "sport": "football",
+    "league": "Ecuador. Serie A",
+    "country": "Ecuador",
+    "home": "Manta",
+    "away": "9 de Octubre",
+    "starts_at": 1636416000.0,
+}
+
+
+def prices(*rows: tuple[str, str, float | None, float, str]) -> PriceColumns:
+    return PriceColumns.from_records(
+        {**EVENT, "market": m, "outcome": o, "line": line, "price": p, "status": s}
+        for m, o, line, p, s in rows
+    )
+
+
+FIRST = prices(
+    ("1x2", "home", None, 3.84, "open"),
+    ("1x2", "draw", None, 3.54, "open"),
+    ("1x2", "away", None, 1.896, "open"),
+    ("total", "over", 2.5, 2.136, "open"),
+    ("total", "over", 3.5, 3.64, "open"),
+)
+
+
+def run_record(run_id: str, at: datetime) -> FeedRunRecord:
+    return FeedRunRecord(
+        feed_run_id=run_id,
+        feed="sim_22bet",
+        bookmaker="22bet",
+        status="ok",
+        started_at=at,
+        finished_at=at,
+        requests=1,
+        prices_seen=0,
+        ticks_written=0,
+        rejected=0,
+        unmapped=0,
+        unmapped_codes="{}",
+        fetch_seconds=0.1,
+        parse_seconds=0.0,
+        write_seconds=0.0,
+        http_outcome="1 requests: 1× HTTP 200",
+        error=None,
+    )
+
+
+def write(
+    wh: Warehouse, cols: PriceColumns, run_id: str, at: datetime, rejects: list[Reject] | None = None
+) -> int:
+    return wh.write_run(cols.to_table(at, run_id), rejects or [], run_record(run_id, at))
+
+
+@pytest.fixture(params=["duckdb", pytest.param("postgres", marks=pytest.mark.postgres)])
+def warehouse(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Warehouse]:
+    url = (
+        f"duckdb:///{tmp_path}/wh.duckdb" if request.param == "duckdb" else request.getfixturevalue("pg_url")
+    )
+    wh = Warehouse.from_url(url)
+    wh.ensure_schema()
+    yield wh
+    wh.dispose()
+
+
+def test_first_sight_changes_and_status_changes_make_ticks(warehouse: Warehouse) -> None:
+    assert write(warehouse, FIRST, "run-1", T0) == 5
+    second = prices(
+        ("1x2", "home", None, 3.70, "open"),  # price changed
+        ("1x2", "draw", None, 3.54, "open"),  # unchanged
+        ("1x2", "away", None, 1.896, "suspended"),  # status changed
+        ("total", "over", 2.5, 2.136, "open"),  # unchanged
+        ("total", "over", 3.5, 3.64, "open"),  # unchanged
+        ("total", "under", 3.5, 1.24, "open"),  # new
+    )
+    assert write(warehouse, second, "run-2", T0 + timedelta(seconds=10)) == 3
+    ticks = warehouse.query(
+        "select outcome, line, price, status, feed_run_id from raw.odds_ticks where feed_run_id = 'run-2' "
+        "order by outcome, line"
+    )
+    assert [(t["outcome"], t["line"], t["price"], t["status"]) for t in ticks] == [
+        ("away", None, 1.896, "suspended"),
+        ("home", None, 3.70, "open"),
+        ("under", 3.5, 1.24, "open"),
+    ]
+    latest = warehouse.query(
+        "select outcome, price from raw.latest_prices where market = '1x2' order by outcome"
+    )
+    assert latest == [
+        {"outcome": "away", "price": 1.896},
+        {"outcome": "draw", "price": 3.54},
+        {"outcome": "home", "price": 3.70},
+    ]
+    assert warehouse.count_ticks() == 8
+
+
+def test_a_retried_run_writes_nothing_twice(warehouse: Warehouse) -> None:
+    assert write(warehouse, FIRST, "run-1", T0) == 5
+    assert write(warehouse, FIRST, "run-1-retry", T0) == 0  # same payload, same moment
+    assert write(warehouse, FIRST, "run-2", T0 + timedelta(seconds=10)) == 0  # same prices, later
+    assert warehouse.count_ticks() == 5
+    assert warehouse.scalar("select count(*) from raw.latest_prices") == 5
+
+
+def test_duplicate_selections_in_one_batch_keep_the_last(warehouse: Warehouse) -> None:
+    both = prices(("1x2", "home", None, 3.84, "open"), ("1x2", "home", None, 3.90, "open"))
+    assert write(warehouse, both, "run-1", T0) == 1
+    assert warehouse.scalar("select price from raw.odds_ticks") == 3.90
+
+
+def test_quarantine_and_run_log_are_written_with_the_ticks(warehouse: Warehouse) -> None:
+    bad = [
+        Reject("price 0 is not a decimal odd (must be > 1)", {"C": 0, "G": 1, "T": 1}, "22bet", "335841758"),
+        Reject("malformed JSON at byte 120", b'{"Value": [{"I": 1', "", None),
+    ]
+    write(warehouse, FIRST, "run-1", T0, bad)
+    rows = warehouse.quarantined("run-1")
+    assert sorted(r["reason"] for r in rows) == [
+        "malformed JSON at byte 120",
+        "price 0 is not a decimal odd (must be > 1)",
+    ]
+    assert {r["bookmaker"] for r in rows} == {"22bet"}
+    assert any(r["record"] == '{"Value": [{"I": 1' for r in rows)
+    run = warehouse.feed_runs("sim_22bet")[0]
+    assert run["ticks_written"] == 5 and run["status"] == "ok" and run["write_seconds"] > 0
+    assert warehouse.last_success("sim_22bet") == T0
+
+
+def test_a_failing_write_leaves_nothing_half_written(warehouse: Warehouse) -> None:
+    write(warehouse, FIRST, "run-1", T0)
+    changed = prices(("1x2", "home", None, 4.2, "open"))
+    with pytest.raises(Exception):  # noqa: B017 - the duplicate feed_run_id violates the primary key
+        write(warehouse, changed, "run-1", T0 + timedelta(seconds=5), [Reject("x", {}, "22bet")])
+    assert warehouse.count_ticks() == 5
+    assert warehouse.scalar("select price from raw.latest_prices where outcome = 'home'") == 3.84
+    assert warehouse.quarantined() == []
+    assert len(warehouse.feed_runs()) == 1
+
+
+def test_no_stored_price_is_at_or_below_one(warehouse: Warehouse) -> None:
+    write(warehouse, FIRST, "run-1", T0)
+    assert warehouse.count_bad_prices() == 0
+
+
+def _write_in_process(url: str, run_id: str, price: float) -> int:
+    wh = Warehouse.from_url(url)
+    return wh.write_run(
+        prices(("1x2", "home", None, price, "open")).to_table(T0, run_id), [], run_record(run_id, T0)
+    )
+
+
+def test_duckdb_writers_in_parallel_processes_queue_instead_of_failing(tmp_path: Path) -> None:
+    url = f"duckdb:///{tmp_path}/wh.duckdb"
+    Warehouse.from_url(url).ensure_schema()
+    ctx = multiprocessing.get_context("spawn")
+    with ctx.Pool(4) as pool:
+        written = pool.starmap(_write_in_process, [(url, f"run-{i}", 2.0 + i / 100) for i in range(8)])
+    assert sorted(written) == [1] * 8
+    assert Warehouse.from_url(url).count_ticks() == 8
