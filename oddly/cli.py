@@ -12,6 +12,7 @@ import click
 
 # subcommand name → "module:attribute" of a click command
 COMMANDS = {
+    "demo": "oddly.demo:demo",
     "simulate": "oddly.simulator.cli:simulate",
     "scan": "oddly.scan:scan",
     "bench": "benchmarks.cli:bench",
