@@ -1,0 +1,228 @@
+"""One ingestion run of one feed: fetch, parse, validate, diff against the last known prices,
+append change-only ticks, quarantine what is bad, and log the run — the code the Dagster asset
+and `oddly scan` both call."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import pyarrow as pa
+
+from oddly.config import FeedConfig
+from oddly.feeds.base import FeedError, FetchOutcome, ParseResult
+from oddly.feeds.http import FeedHttpClient
+from oddly.feeds.registry import agent_class
+from oddly.model import PRICE_SCHEMA, Reject, now_utc
+from oddly.validate import validate_batch
+from oddly.warehouse.store import FeedRunRecord, Warehouse
+
+
+@dataclass
+class IngestReport:
+    """What one run did, in numbers for dashboards and in words for people."""
+
+    feed: str
+    bookmaker: str
+    feed_run_id: str
+    status: str  # "ok" | "partial" | "failed"
+    started_at: datetime
+    finished_at: datetime
+    requests: int = 0
+    prices_seen: int = 0
+    ticks_written: int = 0
+    rejected: int = 0
+    unmapped: int = 0
+    unmapped_codes: dict[str, int] = field(default_factory=dict)
+    fetch_seconds: float = 0.0
+    parse_seconds: float = 0.0
+    write_seconds: float = 0.0
+    http_outcome: str = ""
+    error: str | None = None
+
+    def as_metadata(self) -> dict[str, int | float | str]:
+        top = ", ".join(f"{code} ×{n}" for code, n in Counter(self.unmapped_codes).most_common(5))
+        return {
+            "feed": self.feed,
+            "bookmaker": self.bookmaker,
+            "feed_run_id": self.feed_run_id,
+            "status": self.status,
+            "requests": self.requests,
+            "prices_seen": self.prices_seen,
+            "ticks_written": self.ticks_written,
+            "rejected": self.rejected,
+            "unmapped": self.unmapped,
+            "unmapped_top": top or "none",
+            "fetch_seconds": round(self.fetch_seconds, 3),
+            "parse_seconds": round(self.parse_seconds, 3),
+            "write_seconds": round(self.write_seconds, 3),
+            "http_outcome": self.http_outcome,
+            "error": self.error or "",
+        }
+
+    def summary_line(self) -> str:
+        line = (
+            f"feed {self.feed}: {self.status}, {self.prices_seen} prices seen, {self.ticks_written} ticks "
+            f"written, {self.rejected} rejected, {self.unmapped} unmapped"
+        )
+        return f"{line}; {self.error}" if self.error else line
+
+    def to_record(self) -> FeedRunRecord:
+        return FeedRunRecord(
+            feed_run_id=self.feed_run_id,
+            feed=self.feed,
+            bookmaker=self.bookmaker,
+            status=self.status,
+            started_at=self.started_at,
+            finished_at=self.finished_at,
+            requests=self.requests,
+            prices_seen=self.prices_seen,
+            ticks_written=self.ticks_written,
+            rejected=self.rejected,
+            unmapped=self.unmapped,
+            unmapped_codes=json.dumps(self.unmapped_codes, sort_keys=True),
+            fetch_seconds=self.fetch_seconds,
+            parse_seconds=self.parse_seconds,
+            write_seconds=self.write_seconds,
+            http_outcome=self.http_outcome,
+            error=self.error,
+        )
+
+
+def new_feed_run_id(feed: str) -> str:
+    return f"{feed}-{now_utc():%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
+
+
+async def fetch_feed(feed: FeedConfig) -> FetchOutcome:
+    """All requests of one cycle of one feed; raises FeedError when nothing came back."""
+    agent = agent_class(feed.agent)(feed)
+    async with FeedHttpClient(feed) as http:
+        outcome = await agent.fetch(http)
+        outcome.requests = max(outcome.requests, http.requests)
+    return outcome
+
+
+def process_fetched(
+    feed: FeedConfig,
+    warehouse: Warehouse,
+    report: IngestReport,
+    outcome: FetchOutcome | BaseException,
+) -> IngestReport:
+    """Parse, validate and write what a fetch returned (or log why it returned nothing)."""
+    if isinstance(outcome, BaseException):
+        report.status = "failed"
+        report.error = (
+            f"feed {feed.name}: {_words(outcome)}; keeping last prices, "
+            f"next try in {feed.interval_seconds:g} s"
+        )
+        report.http_outcome = _words(outcome)
+        return _finish(warehouse, report)
+
+    report.requests = outcome.requests
+    report.http_outcome = _http_outcome(outcome)
+    t0 = time.perf_counter()
+    agent = agent_class(feed.agent)(feed)
+    parsed = ParseResult()
+    unreadable: list[str] = []
+    for payload in outcome.payloads:
+        one = agent.parse(payload)
+        if one.rejects and not len(one.rows):
+            # Nothing usable in the whole payload: a feed problem, not just a bad record.
+            unreadable.append(f"{payload.kind or 'response'} unreadable ({one.rejects[0].reason})")
+        parsed.extend(one)
+    for reject in parsed.rejects:
+        reject.bookmaker = reject.bookmaker or feed.bookmaker
+    report.prices_seen = len(parsed.rows)
+    report.unmapped = sum(parsed.unmapped.values())
+    report.unmapped_codes = dict(parsed.unmapped)
+    observed_at = max((p.received_at for p in outcome.payloads), default=report.started_at)
+    validated = validate_batch(parsed.rows.to_table(observed_at, report.feed_run_id), parsed.rows)
+    rejects = parsed.rejects + validated.rejects
+    report.rejected = len(rejects)
+    report.parse_seconds = time.perf_counter() - t0
+
+    problems = outcome.errors + unreadable
+    if problems:
+        report.status = "failed" if validated.table.num_rows == 0 else "partial"
+        shown = "; ".join(problems[:3]) + (f"; and {len(problems) - 3} more" if len(problems) > 3 else "")
+        tail = "keeping last prices" if report.status == "failed" else "the rest was ingested"
+        report.error = f"feed {feed.name}: {shown}; {tail}"
+    return _finish(warehouse, report, validated.table, rejects)
+
+
+def _finish(
+    warehouse: Warehouse,
+    report: IngestReport,
+    table: pa.Table | None = None,
+    rejects: list[Reject] | None = None,
+) -> IngestReport:
+    report.finished_at = now_utc()
+    record = report.to_record()
+    rows = PRICE_SCHEMA.empty_table() if table is None else table
+    report.ticks_written = warehouse.write_run(rows, rejects or [], record)
+    report.write_seconds = record.write_seconds
+    return report
+
+
+def _http_outcome(outcome: FetchOutcome) -> str:
+    statuses = Counter(p.status for p in outcome.payloads)
+    ok = ", ".join(f"{n}× HTTP {s}" for s, n in sorted(statuses.items()))
+    failed = f", {len(outcome.errors)} failed" if outcome.errors else ""
+    return f"{outcome.requests} requests: {ok or 'none answered'}{failed}"
+
+
+def _words(exc: BaseException) -> str:
+    if isinstance(exc, FeedError):
+        return str(exc)
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+
+
+def start_report(feed: FeedConfig, feed_run_id: str | None = None) -> IngestReport:
+    now = now_utc()
+    return IngestReport(
+        feed=feed.name,
+        bookmaker=feed.bookmaker,
+        feed_run_id=feed_run_id or new_feed_run_id(feed.name),
+        status="ok",
+        started_at=now,
+        finished_at=now,
+    )
+
+
+async def _timed_fetch(feed: FeedConfig, report: IngestReport) -> FetchOutcome | BaseException:
+    t0 = time.perf_counter()
+    try:
+        return await fetch_feed(feed)
+    except (FeedError, OSError, ValueError) as exc:
+        return exc
+    finally:
+        report.fetch_seconds = time.perf_counter() - t0
+
+
+def ingest_feed(feed: FeedConfig, warehouse: Warehouse, *, feed_run_id: str | None = None) -> IngestReport:
+    """One run of one feed. Never raises for feed problems: a failed fetch is logged and returned
+    as status "failed" with the reason; only a warehouse failure propagates (nothing is written)."""
+    report = start_report(feed, feed_run_id)
+    outcome = asyncio.run(_timed_fetch(feed, report))
+    return process_fetched(feed, warehouse, report, outcome)
+
+
+def ingest_feeds(feeds: Iterable[FeedConfig], warehouse: Warehouse) -> list[IngestReport]:
+    """One cycle of several feeds: fetched concurrently, written one after another."""
+    feeds = list(feeds)
+    reports = [start_report(feed) for feed in feeds]
+
+    async def fetch_all() -> list[FetchOutcome | BaseException]:
+        return await asyncio.gather(*(_timed_fetch(f, r) for f, r in zip(feeds, reports, strict=True)))
+
+    outcomes = asyncio.run(fetch_all())
+    return [
+        process_fetched(feed, warehouse, report, outcome)
+        for feed, report, outcome in zip(feeds, reports, outcomes, strict=True)
+    ]
