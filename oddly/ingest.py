@@ -95,6 +95,10 @@ class IngestReport:
         )
 
 
+# Above this share of rejected records a run is "partial": the feed has likely changed shape.
+REJECT_SHARE_ALARM = 0.10
+
+
 def new_feed_run_id(feed: str) -> str:
     return f"{feed}-{now_utc():%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
 
@@ -148,12 +152,24 @@ def process_fetched(
     report.parse_seconds = time.perf_counter() - t0
 
     problems = outcome.errors + unreadable
+    records = report.prices_seen + len(parsed.rejects)
+    if not problems and rejects and len(rejects) > REJECT_SHARE_ALARM * records:
+        top = Counter(_reason_kind(r.reason) for r in rejects).most_common(3)
+        reasons = ", ".join(f"{reason!r} ×{n}" for reason, n in top)
+        problems.append(
+            f"{len(rejects) / records:.0%} of records rejected ({reasons}); schema drift? see raw.quarantine"
+        )
     if problems:
         report.status = "failed" if validated.table.num_rows == 0 else "partial"
         shown = "; ".join(problems[:3]) + (f"; and {len(problems) - 3} more" if len(problems) > 3 else "")
         tail = "keeping last prices" if report.status == "failed" else "the rest was ingested"
         report.error = f"feed {feed.name}: {shown}; {tail}"
     return _finish(warehouse, report, validated.table, rejects)
+
+
+def _reason_kind(reason: str) -> str:
+    """A reason without its particular value, so counts group alike rejects ("price 0 …" → "price …")."""
+    return reason.split(" ", 1)[0] + " …" if reason.startswith("price ") else reason
 
 
 def _finish(

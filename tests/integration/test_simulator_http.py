@@ -1,0 +1,109 @@
+"""The simulator over real HTTP: every endpoint form, faults per book, the manual clock."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+import httpx
+import orjson
+import pytest
+
+from oddly.simulator.config import SimConfig
+from oddly.simulator.server import RunningSimulator, start_in_thread
+
+
+@pytest.fixture(scope="module")
+def sim() -> Iterator[RunningSimulator]:
+    with start_in_thread(SimConfig(seed=3, n_events=8, markets_per_event=5, manual_clock=True)) as running:
+        yield running
+
+
+@pytest.fixture(autouse=True)
+def no_faults(sim: RunningSimulator) -> Iterator[None]:
+    yield
+    httpx.delete(f"{sim.url}/_sim/fault")
+
+
+@pytest.mark.parametrize("prefix", ["", "/service-api"])
+@pytest.mark.parametrize("feed", ["LineFeed", "LiveFeed"])
+def test_list_endpoints_speak_the_linefeed_format(sim: RunningSimulator, prefix: str, feed: str) -> None:
+    r = httpx.get(f"{sim.book_url('22bet')}{prefix}/{feed}/Get1x2_VZip", params={"sports": 1, "count": 50})
+    assert r.status_code == 200
+    doc = r.json()
+    assert {k: doc[k] for k in ("Error", "ErrorCode", "Success")} == {
+        "Error": "",
+        "ErrorCode": 0,
+        "Success": True,
+    }
+    assert doc["Value"], "no events"
+    assert all(("SC" in e) == (feed == "LiveFeed") for e in doc["Value"])
+    assert {"I", "O1", "O2", "S", "SI", "E", "AE"} <= set(doc["Value"][0])
+
+
+def test_count_limits_and_the_game_endpoint(sim: RunningSimulator) -> None:
+    events = httpx.get(f"{sim.book_url('melbet')}/LineFeed/Get1x2_VZip", params={"count": 2}).json()["Value"]
+    assert len(events) == 2
+    game = httpx.get(f"{sim.book_url('melbet')}/LineFeed/GetGameZip", params={"id": events[0]["I"]}).json()[
+        "Value"
+    ]
+    assert game["I"] == events[0]["I"] and game["E"]
+    assert httpx.get(f"{sim.url}/nobook/LineFeed/Get1x2_VZip").status_code == 404
+
+
+def test_manual_clock_advances_only_on_request(sim: RunningSimulator) -> None:
+    before = httpx.get(f"{sim.url}/_sim/state").json()["sim_seconds"]
+    time.sleep(1.2)
+    assert httpx.get(f"{sim.url}/_sim/state").json()["sim_seconds"] == before
+    httpx.post(f"{sim.url}/_sim/advance", params={"seconds": 30}).raise_for_status()
+    assert httpx.get(f"{sim.url}/_sim/state").json()["sim_seconds"] == before + 30
+
+
+def fault(sim: RunningSimulator, **body: object) -> None:
+    httpx.post(f"{sim.url}/_sim/fault", json=body).raise_for_status()
+
+
+def test_http_faults_count_down_and_stay_with_their_book(sim: RunningSimulator) -> None:
+    fault(sim, book="22bet", kind="http_503", count=2)
+    url = "/LineFeed/Get1x2_VZip"
+    codes = [httpx.get(f"{sim.book_url('22bet')}{url}").status_code for _ in range(3)]
+    assert codes == [503, 503, 200]
+    fault(sim, book="22bet", kind="http_429", count=1, seconds=7)
+    r = httpx.get(f"{sim.book_url('22bet')}{url}")
+    assert r.status_code == 429 and r.headers["Retry-After"] == "7"
+    fault(sim, book="22bet", kind="http_500", count=0)
+    assert httpx.get(f"{sim.book_url('1xbet')}{url}").status_code == 200  # other books carry on
+    assert [httpx.get(f"{sim.book_url('22bet')}{url}").status_code for _ in range(3)] == [500] * 3
+
+
+def test_content_faults(sim: RunningSimulator) -> None:
+    url = f"{sim.book_url('betwinner')}/LineFeed/Get1x2_VZip"
+    fault(sim, book="betwinner", kind="truncated_json")
+    with pytest.raises(orjson.JSONDecodeError):
+        orjson.loads(httpx.get(url).content)
+    fault(sim, book="betwinner", kind="empty")
+    assert httpx.get(url).json()["Value"] == []
+    fault(sim, book="betwinner", kind="zero_prices")
+    assert 0 in [o["C"] for e in httpx.get(url).json()["Value"] for o in e["E"]]
+    fault(sim, book="betwinner", kind="schema_drift")
+    drifted = httpx.get(url).json()["Value"]
+    assert any("I" not in e for e in drifted) and any("Coef" in o for e in drifted for o in e["E"])
+    fault(sim, book="betwinner", kind="absurd_prices")
+    assert {0.5, -3, 1e7} & {o["C"] for e in httpx.get(url).json()["Value"] for o in e["E"]}
+
+
+def test_timeout_fault_holds_the_answer(sim: RunningSimulator) -> None:
+    fault(sim, book="22bet", kind="timeout", seconds=2)
+    with pytest.raises(httpx.ReadTimeout):
+        httpx.get(f"{sim.book_url('22bet')}/LineFeed/Get1x2_VZip", timeout=0.5)
+
+
+def test_bad_fault_requests_are_refused_with_the_kinds(sim: RunningSimulator) -> None:
+    r = httpx.post(f"{sim.url}/_sim/fault", json={"book": "22bet", "kind": "meteor"})
+    assert r.status_code == 400 and "truncated_json" in r.text
+
+
+def test_ground_truth_over_http(sim: RunningSimulator) -> None:
+    sim.call(lambda: sim.market._inject("out_of_line"))
+    rows = httpx.get(f"{sim.url}/_sim/ground-truth").json()
+    assert rows[-1]["type"] == "out_of_line" and rows[-1]["books"]
