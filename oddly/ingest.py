@@ -5,11 +5,13 @@ and `oddly scan` both call."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -20,7 +22,7 @@ from oddly.feeds.base import FeedError, FetchOutcome, ParseResult
 from oddly.feeds.http import FeedHttpClient
 from oddly.feeds.registry import agent_class
 from oddly.model import PRICE_SCHEMA, Reject, now_utc
-from oddly.validate import validate_batch
+from oddly.validate import latest_per_selection, validate_batch
 from oddly.warehouse.store import FeedRunRecord, Warehouse
 
 
@@ -134,8 +136,9 @@ def process_fetched(
     agent = agent_class(feed.agent)(feed)
     parsed = ParseResult()
     unreadable: list[str] = []
-    for payload in outcome.payloads:
-        one = agent.parse(payload)
+    with gc_paused():
+        parsed_payloads = [(payload, agent.parse(payload)) for payload in outcome.payloads]
+    for payload, one in parsed_payloads:
         if one.rejects and not len(one.rows):
             # Nothing usable in the whole payload: a feed problem, not just a bad record.
             unreadable.append(f"{payload.kind or 'response'} unreadable ({one.rejects[0].reason})")
@@ -147,6 +150,8 @@ def process_fetched(
     report.unmapped_codes = dict(parsed.unmapped)
     observed_at = max((p.received_at for p in outcome.payloads), default=report.started_at)
     validated = validate_batch(parsed.rows.to_table(observed_at, report.feed_run_id), parsed.rows)
+    if len(outcome.payloads) > 1:
+        validated.table = latest_per_selection(validated.table)
     rejects = parsed.rejects + validated.rejects
     report.rejected = len(rejects)
     report.parse_seconds = time.perf_counter() - t0
@@ -165,6 +170,19 @@ def process_fetched(
         tail = "keeping last prices" if report.status == "failed" else "the rest was ingested"
         report.error = f"feed {feed.name}: {shown}; {tail}"
     return _finish(warehouse, report, validated.table, rejects)
+
+
+@contextmanager
+def gc_paused() -> Iterator[None]:
+    """Parsing builds hundreds of thousands of short-lived acyclic containers; the cyclic GC
+    passes they trigger are pure overhead (about a third of the parse time)."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def _reason_kind(reason: str) -> str:

@@ -210,14 +210,41 @@ class Reject:
     source_event_id: str | None = None
 
 
+EVENT_FIELDS = (
+    "bookmaker",
+    "source_event_id",
+    "sport",
+    "league",
+    "country",
+    "home",
+    "away",
+    "starts_at",
+    "is_live",
+    "period",
+    "source_ts",
+)
+ROW_FIELDS = ("market", "line", "outcome", "price", "status")
+_EVENT_DEFAULTS: dict[str, Any] = {
+    "league": None,
+    "country": None,
+    "is_live": False,
+    "period": "ft",
+    "source_ts": None,
+}
+_ROW_DEFAULTS: dict[str, Any] = {"line": None, "status": Status.OPEN.value}
+
+
 @dataclass
 class PriceColumns:
-    """A batch of price rows held column by column (the fast path agents fill).
+    """A batch of price rows held column by column: the fast path agents fill.
 
-    `starts_at`, `source_ts` are unix seconds (float or None); `observed_at` and `feed_run_id`
-    are the same for the whole batch and set when it becomes a table.
+    Event-level fields are stored once per event (the first block of lists) and every price row
+    points at its event by position, so a payload of 500,000 prices does not repeat team names
+    500,000 times in Python. `starts_at` and `source_ts` are unix seconds; `observed_at` and
+    `feed_run_id` are the same for the whole batch and set when it becomes a table.
     """
 
+    # one entry per event
     bookmaker: list[str] = field(default_factory=list)
     source_event_id: list[str] = field(default_factory=list)
     sport: list[str] = field(default_factory=list)
@@ -227,72 +254,94 @@ class PriceColumns:
     away: list[str] = field(default_factory=list)
     starts_at: list[float] = field(default_factory=list)
     is_live: list[bool] = field(default_factory=list)
-    market: list[str] = field(default_factory=list)
     period: list[str] = field(default_factory=list)
+    source_ts: list[float | None] = field(default_factory=list)
+    rows_per_event: list[int] = field(default_factory=list)
+    # one entry per price
+    market: list[str] = field(default_factory=list)
     line: list[float | None] = field(default_factory=list)
     outcome: list[str] = field(default_factory=list)
     price: list[Any] = field(default_factory=list)
     status: list[str] = field(default_factory=list)
-    source_ts: list[float | None] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.price)
+
+    def add_event(self, rows: int, **event: Any) -> None:
+        """Event-level fields for the `rows` price rows appended (or about to be) for it."""
+        for name in EVENT_FIELDS:
+            getattr(self, name).append(event[name] if name in event else _EVENT_DEFAULTS[name])
+        self.rows_per_event.append(rows)
 
     @classmethod
     def from_records(cls, records: Iterable[Mapping[str, Any]]) -> PriceColumns:
         """Columns from row dicts (small agents, imports, tests); optional fields may be left out."""
         columns = cls()
-        defaults: dict[str, Any] = {
-            "league": None,
-            "country": None,
-            "is_live": False,
-            "period": "ft",
-            "line": None,
-            "status": Status.OPEN.value,
-            "source_ts": None,
-        }
         for record in records:
-            for name in cls.__dataclass_fields__:
-                getattr(columns, name).append(record[name] if name in record else defaults[name])
+            columns.add_event(1, **{k: v for k, v in record.items() if k in EVENT_FIELDS})
+            for name in ROW_FIELDS:
+                getattr(columns, name).append(record[name] if name in record else _ROW_DEFAULTS[name])
         return columns
 
     def extend(self, other: PriceColumns) -> None:
         for name in self.__dataclass_fields__:
             getattr(self, name).extend(getattr(other, name))
 
+    def event_index(self) -> np.ndarray:
+        """For every price row, the position of its event."""
+        counts = np.asarray(self.rows_per_event, dtype=np.int64)
+        return np.repeat(np.arange(len(counts), dtype=np.int64), counts)
+
     def to_table(self, observed_at: datetime, feed_run_id: str) -> pa.Table:
         """Arrow table in PRICE_SCHEMA order. Prices that are not numbers become null (validation
         rejects them with a reason); everything else must already have the right type."""
         n = len(self)
+        if sum(self.rows_per_event) != n:
+            raise ValueError(
+                f"rows_per_event adds up to {sum(self.rows_per_event)}, but there are {n} prices"
+            )
         ts = pa.timestamp("us", tz="UTC")
-        prices = [p if type(p) in (float, int) else None for p in self.price]
+        take = pa.array(self.event_index())
         starts = (np.asarray(self.starts_at, dtype=np.float64) * 1e6).astype(np.int64)
-        source_ts = pa.array(self.source_ts, pa.float64())
-        arrays = [
-            pa.array(self.bookmaker, pa.string()),
-            pa.array(self.source_event_id, pa.string()),
-            pa.array(self.sport, pa.string()),
-            pa.array(self.league, pa.string()),
-            pa.array(self.country, pa.string()),
-            pa.array(self.home, pa.string()),
-            pa.array(self.away, pa.string()),
-            pa.array(starts, pa.int64()).cast(ts),
-            pa.array(self.is_live, pa.bool_()),
-            pa.array(self.market, pa.string()),
-            pa.array(self.period, pa.string()),
-            pa.array(self.line, pa.float64()),
-            pa.array(self.outcome, pa.string()),
-            pa.array(prices, pa.float64()),
-            pa.array(self.status, pa.string()),
-            pc.multiply(source_ts, 1e6).cast(pa.int64()).cast(ts),
-            pa.repeat(pa.scalar(utc(observed_at), ts), n),
-            pa.repeat(pa.scalar(feed_run_id, pa.string()), n),
-        ]
+        source_ts = pc.multiply(pa.array(self.source_ts, pa.float64()), 1e6).cast(pa.int64()).cast(ts)
+        events = {
+            "bookmaker": pa.array(self.bookmaker, pa.string()),
+            "source_event_id": pa.array(self.source_event_id, pa.string()),
+            "sport": pa.array(self.sport, pa.string()),
+            "league": pa.array(self.league, pa.string()),
+            "country": pa.array(self.country, pa.string()),
+            "home": pa.array(self.home, pa.string()),
+            "away": pa.array(self.away, pa.string()),
+            "starts_at": pa.array(starts, pa.int64()).cast(ts),
+            "is_live": pa.array(self.is_live, pa.bool_()),
+            "period": pa.array(self.period, pa.string()),
+            "source_ts": source_ts,
+        }
+        # A float list converts fast; anything else (strings from a drifting feed) is nulled for
+        # validation to reject with the raw value.
+        try:
+            prices = pa.array(self.price, pa.float64())
+        except (pa.ArrowInvalid, pa.ArrowTypeError):
+            prices = pa.array([p if type(p) in (float, int) else None for p in self.price], pa.float64())
+        rows = {
+            "market": pa.array(self.market, pa.string()),
+            "line": pa.array(self.line, pa.float64()),
+            "outcome": pa.array(self.outcome, pa.string()),
+            "price": prices,
+            "status": pa.array(self.status, pa.string()),
+            "observed_at": pa.repeat(pa.scalar(utc(observed_at), ts), n),
+            "feed_run_id": pa.repeat(pa.scalar(feed_run_id, pa.string()), n),
+        }
+        arrays = [events[name].take(take) if name in events else rows[name] for name in PRICE_COLUMNS]
         return pa.Table.from_arrays(arrays, schema=PRICE_SCHEMA)
 
-    def raw_record(self, i: int) -> dict[str, Any]:
-        """Row i as a plain dict (for quarantine records)."""
-        return {name: getattr(self, name)[i] for name in self.__dataclass_fields__}
+    def raw_record(self, i: int, event_index: np.ndarray | None = None) -> dict[str, Any]:
+        """Price row i with its event's fields as a plain dict (for quarantine records); pass
+        `event_index()` when asking for many rows."""
+        event = int((self.event_index() if event_index is None else event_index)[i])
+        record = {name: getattr(self, name)[event] for name in EVENT_FIELDS}
+        record.update({name: getattr(self, name)[i] for name in ROW_FIELDS})
+        return record
 
 
 def rows_to_table(rows: list[PriceRow]) -> pa.Table:

@@ -14,6 +14,7 @@ from oddly.model import (
     MAX_PRICE,
     MIN_PRICE_EXCLUSIVE,
     RAW_PREFIX,
+    SELECTION_KEY,
     Market,
     Outcome,
     PriceColumns,
@@ -77,19 +78,16 @@ def validate_batch(table: pa.Table, source: PriceColumns) -> Validated:
     if not bad.any():
         return Validated(table, [])
     rejects = []
+    events = source.event_index()
     for i in np.flatnonzero(bad):
         reasons = [
             _price_reason(source.price[i]) if label == "price" else _describe(label, table, int(i))
             for (label, _), failed in zip(checks, masks[:, i], strict=True)
             if failed
         ]
+        record = source.raw_record(int(i), events)
         rejects.append(
-            Reject(
-                reason="; ".join(reasons),
-                record=source.raw_record(int(i)),
-                bookmaker=source.bookmaker[i] if i < len(source.bookmaker) else "",
-                source_event_id=source.source_event_id[i] if i < len(source.source_event_id) else None,
-            )
+            Reject("; ".join(reasons), record, record["bookmaker"] or "", record["source_event_id"])
         )
     return Validated(table.filter(pa.array(~bad)), rejects)
 
@@ -105,3 +103,17 @@ def _describe(label: str, table: pa.Table, i: int) -> str:
     if label == "line missing for a line market":
         return f"market {table['market'][i].as_py()} needs a line"
     return label
+
+
+def latest_per_selection(table: pa.Table) -> pa.Table:
+    """One row per selection (SELECTION_KEY), the last one in batch order: when several payloads
+    of one cycle quote the same selection (a list and a game endpoint), the later answer wins."""
+    if table.num_rows == 0:
+        return table
+    keyed = table.append_column("_ord", pa.array(np.arange(table.num_rows)))
+    keys = [name if name != "line" else "_line" for name in SELECTION_KEY]
+    keyed = keyed.append_column("_line", pc.fill_null(keyed["line"], -1e9))
+    last = keyed.group_by(keys, use_threads=False).aggregate([("_ord", "max")])["_ord_max"]
+    if len(last) == table.num_rows:
+        return table
+    return table.take(np.sort(last.to_numpy()))

@@ -26,6 +26,8 @@ SUSPENDED_AT_OR_BELOW = 1.001
 BODY_SAMPLE = 2048
 
 PREMATCH, LIVE = "prematch", "live"
+# (G, T) → (market, outcome, line sign, default line) as plain values for the inner loop.
+_LOOKUP = {gt: (c.market.value, c.outcome.value, c.line_sign, c.default_line) for gt, c in CODE_BY_GT.items()}
 _FEED_PATH = {PREMATCH: "LineFeed", LIVE: "LiveFeed"}
 
 
@@ -171,33 +173,38 @@ class LineFeedAgent(FeedAgent):
         statuses: list[str] = []
         seen: set[tuple[Any, Any, Any]] = set()
         unmapped = result.unmapped
+        lookup = _LOOKUP
+        number = (int, float)
         for o in _outcomes(event):
-            if type(o) is not dict:
-                rejects.append(Reject("outcome is not an object", o, bookmaker, event_id))
-                continue
-            g = o.get("G")
-            t = o.get("T")
+            try:
+                g = o["G"]
+                t = o["T"]
+            except (KeyError, TypeError, IndexError):
+                g = t = None
             if type(g) is not int or type(t) is not int:
-                rejects.append(Reject("outcome without integer group G and type T", o, bookmaker, event_id))
+                reason = (
+                    "outcome is not an object" if type(o) is not dict else "outcome without integer G and T"
+                )
+                rejects.append(Reject(reason, o, bookmaker, event_id))
                 continue
             p = o.get("P")
             key = (g, t, p)
-            if key in seen:
+            if key in seen:  # E[] and AE[] both list the main lines
                 continue
             seen.add(key)
-            code = CODE_BY_GT.get((g, t))
+            code = lookup.get((g, t))
             if code is None:
                 market, outcome = f"raw:g{g}", f"raw:t{t}"
-                line = float(p) if isinstance(p, int | float) else None
+                line = float(p) if type(p) in number else None
                 unmapped[f"g{g}/t{t}"] += 1
             else:
-                market, outcome = code.market.value, code.outcome.value
-                if code.line_sign is None:
+                market, outcome, sign, default = code
+                if sign is None:
                     line = None
-                elif isinstance(p, int | float):
-                    line = code.line_sign * p + 0.0  # + 0.0 turns -0.0 into 0.0
-                elif p is None and code.default_line is not None:
-                    line = code.default_line
+                elif type(p) in number:
+                    line = sign * p + 0.0  # + 0.0 turns -0.0 into 0.0
+                elif p is None and default is not None:
+                    line = default
                 else:
                     rejects.append(
                         Reject(f"{market} {outcome} without a line (P={p!r})", o, bookmaker, event_id)
@@ -210,8 +217,10 @@ class LineFeedAgent(FeedAgent):
             outcomes.append(outcome)
             lines.append(line)
             prices.append(price)
-            blocked = o.get("B") is True or (type(price) in (int, float) and price <= SUSPENDED_AT_OR_BELOW)
-            statuses.append("suspended" if blocked else "open")
+            if o.get("B") is True or (type(price) in number and price <= SUSPENDED_AT_OR_BELOW):
+                statuses.append("suspended")
+            else:
+                statuses.append("open")
 
         n = len(prices)
         if not n:
@@ -221,19 +230,21 @@ class LineFeedAgent(FeedAgent):
         sport = SPORTS.get(sport_id) if type(sport_id) is int else None
         if sport is None:
             sport = str(event.get("SE") or f"sport{sport_id}").strip().lower().replace(" ", "_")
-        period = _period(event.get("P"))
         updated = event.get("U")
-        rows.bookmaker.extend([bookmaker] * n)
-        rows.source_event_id.extend([event_id] * n)
-        rows.sport.extend([sport] * n)
-        rows.league.extend([event.get("LE") or event.get("L")] * n)
-        rows.country.extend([event.get("CE") or event.get("CN")] * n)
-        rows.home.extend([str(home)] * n)
-        rows.away.extend([str(away)] * n)
-        rows.starts_at.extend([float(starts)] * n)
-        rows.is_live.extend([is_live] * n)
-        rows.period.extend([period] * n)
-        rows.source_ts.extend([float(updated) if isinstance(updated, int | float) else None] * n)
+        rows.add_event(
+            n,
+            bookmaker=bookmaker,
+            source_event_id=event_id,
+            sport=sport,
+            league=event.get("LE") or event.get("L"),
+            country=event.get("CE") or event.get("CN"),
+            home=str(home),
+            away=str(away),
+            starts_at=float(starts),
+            is_live=is_live,
+            period=_period(event.get("P")),
+            source_ts=float(updated) if isinstance(updated, int | float) else None,
+        )
         rows.market.extend(markets)
         rows.outcome.extend(outcomes)
         rows.line.extend(lines)

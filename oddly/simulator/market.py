@@ -156,9 +156,9 @@ class Market:
         cfg = self.config
         n = len(self.events)
         self.now += dt
-        sigma = cfg.volatility * np.sqrt(dt)
-        self.log_home += self.rng.normal(0.0, sigma, n)
-        self.log_away += self.rng.normal(0.0, sigma, n)
+        moving = self.rng.random(n) < cfg.moves_per_hour * dt / 3600
+        self.log_home += moving * self.rng.normal(0.0, cfg.move_size, n)
+        self.log_away += moving * self.rng.normal(0.0, cfg.move_size, n)
         live = (self.elapsed() > 0) & (self.elapsed() < MATCH_SECONDS)
         for goals, log_rate, side in (
             (self.goals_home, self.log_home, "home"),

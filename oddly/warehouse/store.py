@@ -152,25 +152,17 @@ class Warehouse:
         return ticks
 
     def _append_changes(self, conn: Connection, prices: pa.Table) -> int:
-        incoming = prices.select(list(PRICE_COLUMNS)).append_column(
-            "_ord", pa.array(range(prices.num_rows), pa.int64())
-        )
-        self._load_temp(conn, "_incoming", incoming)
-        line_key = f"coalesce(line, {_NO_LINE})"
+        """Ticks for the selections whose price or status differs from the stored latest one.
+        `prices` holds one row per selection (see `oddly.validate.latest_per_selection`)."""
+        self._load_temp(conn, "_incoming", prices.select(list(PRICE_COLUMNS)))
         conn.exec_driver_sql("drop table if exists _changed")
-        # Latest row per selection within the batch, kept only where it differs from the stored one.
         conn.exec_driver_sql(
             f"""
             create temp table _changed as
             select {", ".join("c." + c for c in PRICE_COLUMNS)}
-            from (
-                select *, row_number() over (
-                    partition by bookmaker, source_event_id, market, period, {line_key}, outcome
-                    order by _ord desc) as _rank
-                from _incoming
-            ) c
+            from _incoming c
             left join raw.latest_prices l on {_KEY_JOIN}
-            where c._rank = 1 and (l.price is null or l.price <> c.price or l.status <> c.status)
+            where l.price is null or l.price <> c.price or l.status <> c.status
             """
         )
         changed: int = conn.exec_driver_sql("select count(*) from _changed").scalar_one()
@@ -179,21 +171,25 @@ class Warehouse:
             conn.exec_driver_sql(f"delete from raw.latest_prices l using _changed c where {_KEY_JOIN}")
             conn.exec_driver_sql(f"insert into raw.latest_prices ({_COLS}) select {_COLS} from _changed")
         conn.exec_driver_sql("drop table if exists _changed")
-        conn.exec_driver_sql("drop table if exists _incoming")
+        self._drop_temp(conn, "_incoming")
         return int(changed)
 
     def _load_temp(self, conn: Connection, name: str, table: pa.Table) -> None:
-        """A temporary table holding an Arrow table, by each engine's bulk path."""
-        conn.exec_driver_sql(f"drop table if exists {name}")
+        """Make an Arrow table queryable as `name`: DuckDB reads it in place, PostgreSQL gets a
+        temporary table filled by COPY."""
         if self.dialect == "duckdb":
-            raw = conn.connection.driver_connection
-            raw.register(f"{name}_arrow", table)  # type: ignore[union-attr]
-            conn.exec_driver_sql(f"create temp table {name} as select * from {name}_arrow")
-            raw.unregister(f"{name}_arrow")  # type: ignore[union-attr]
+            conn.connection.driver_connection.register(name, table)  # type: ignore[union-attr]
             return
+        conn.exec_driver_sql(f"drop table if exists {name}")
         columns = ", ".join(f"{f.name} {_pg_type(f.type)}" for f in table.schema)
         conn.exec_driver_sql(f"create temp table {name} ({columns}) on commit drop")
         self._copy_csv(conn, name, table)
+
+    def _drop_temp(self, conn: Connection, name: str) -> None:
+        if self.dialect == "duckdb":
+            conn.connection.driver_connection.unregister(name)  # type: ignore[union-attr]
+        else:
+            conn.exec_driver_sql(f"drop table if exists {name}")
 
     def _bulk_insert(self, conn: Connection, target: str, table: pa.Table) -> None:
         cols = ", ".join(table.column_names)
@@ -233,7 +229,7 @@ class Warehouse:
         with self.begin() as conn:
             if self.dialect == "duckdb":
                 raw = conn.connection.driver_connection
-                return raw.execute(sql).fetch_arrow_table()  # type: ignore[union-attr]
+                return raw.sql(sql).to_arrow_table()  # type: ignore[union-attr]
             import pandas as pd
 
             return pa.Table.from_pandas(pd.read_sql_query(sa.text(sql), conn), preserve_index=False)

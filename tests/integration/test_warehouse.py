@@ -120,12 +120,6 @@ def test_a_retried_run_writes_nothing_twice(warehouse: Warehouse) -> None:
     assert warehouse.scalar("select count(*) from raw.latest_prices") == 5
 
 
-def test_duplicate_selections_in_one_batch_keep_the_last(warehouse: Warehouse) -> None:
-    both = prices(("1x2", "home", None, 3.84, "open"), ("1x2", "home", None, 3.90, "open"))
-    assert write(warehouse, both, "run-1", T0) == 1
-    assert warehouse.scalar("select price from raw.odds_ticks") == 3.90
-
-
 def test_quarantine_and_run_log_are_written_with_the_ticks(warehouse: Warehouse) -> None:
     bad = [
         Reject("price 0 is not a decimal odd (must be > 1)", {"C": 0, "G": 1, "T": 1}, "22bet", "335841758"),

@@ -174,7 +174,7 @@ def test_bad_events_and_outcomes_are_rejected_with_reasons() -> None:
         "event start S='tomorrow' is not unix seconds",
         "event without team names (O1/O2)",
         "event is a str, not an object",
-        "outcome without integer group G and type T",
+        "outcome without integer G and T",
         "outcome is not an object",
         "total over without a line (P=None)",
     ]

@@ -69,7 +69,7 @@ def test_each_book_names_events_its_own_way() -> None:
 
 
 def test_the_sharp_book_moves_first_and_soft_books_follow_after_their_lag() -> None:
-    m = market(n_events=5, live_share=0.0, scenarios_per_hour=0, volatility=0.0)
+    m = market(n_events=5, live_share=0.0, scenarios_per_hour=0, moves_per_hour=0)
     m.advance(60)
     m.log_home[:] += 0.4  # a piece of news makes every home side stronger
     m.advance(1)
@@ -77,7 +77,7 @@ def test_the_sharp_book_moves_first_and_soft_books_follow_after_their_lag() -> N
     soft_now = m.book_prices("22bet")[0][:, 0]  # 22bet lags 15 s
     m.advance(20)
     soft_later = m.book_prices("22bet")[0][:, 0]
-    m2 = market(n_events=5, live_share=0.0, scenarios_per_hour=0, volatility=0.0)
+    m2 = market(n_events=5, live_share=0.0, scenarios_per_hour=0, moves_per_hour=0)
     m2.advance(61)
     before = m2.book_prices("pinnacle")[0][:, 0]
     assert (sharp_now < before).all()  # the sharp home price dropped at once
@@ -112,7 +112,7 @@ def test_every_scenario_type_is_labeled(kind: str) -> None:
 
 
 def test_out_of_line_and_arbitrage_are_visible_in_prices() -> None:
-    m = market(n_events=10, live_share=0.0, scenarios_per_hour=0, volatility=0.0)
+    m = market(n_events=10, live_share=0.0, scenarios_per_hour=0, moves_per_hour=0)
     m.advance(60)
     m._inject("out_of_line")
     m._inject("arbitrage")
@@ -134,7 +134,7 @@ def test_out_of_line_and_arbitrage_are_visible_in_prices() -> None:
 
 
 def test_a_stale_book_stops_updating_while_the_sharp_book_moves() -> None:
-    m = market(n_events=10, live_share=0.0, scenarios_per_hour=0, volatility=0.0)
+    m = market(n_events=10, live_share=0.0, scenarios_per_hour=0, moves_per_hour=0)
     m.advance(120)
     m._inject("stale_line")
     stale = m.ground_truth()[-1]

@@ -9,7 +9,7 @@ import pytest
 from pydantic import ValidationError
 
 from oddly.model import PriceColumns, PriceRow
-from oddly.validate import validate_batch
+from oddly.validate import latest_per_selection, validate_batch
 
 OBSERVED = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 BASE = {
@@ -105,3 +105,22 @@ def test_single_row_model_applies_the_same_rules() -> None:
                 "feed_run_id": "r",
             }
         )
+
+
+def test_latest_per_selection_keeps_the_last_quote_of_each_selection() -> None:
+    cols = PriceColumns.from_records(
+        [
+            {**BASE, "price": 3.84},
+            {**BASE, "market": "total", "line": 2.5, "outcome": "over", "price": 2.1},
+            {**BASE, "price": 3.90},  # the game endpoint's later quote of the same selection
+            {**BASE, "market": "total", "line": 3.5, "outcome": "over", "price": 3.6},
+        ]
+    )
+    table = latest_per_selection(cols.to_table(OBSERVED, "r"))
+    assert [(r["market"], r["line"], r["price"]) for r in table.to_pylist()] == [
+        ("total", 2.5, 2.1),
+        ("1x2", None, 3.90),
+        ("total", 3.5, 3.6),
+    ]
+    unique = cols.to_table(OBSERVED, "r").slice(1, 3)
+    assert latest_per_selection(unique) is unique
