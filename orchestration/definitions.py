@@ -1,0 +1,17 @@
+"""The Dagster code location: assembles the domains and picks resources by deployment."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from oddly.config import get_settings
+from orchestration.ingestion.definitions import ingestion_definitions
+from orchestration.resources import resources_for
+
+settings = get_settings()
+deployment = "server" if settings.warehouse_url else "embedded"
+
+defs = dg.Definitions.merge(
+    ingestion_definitions(settings.config),
+    dg.Definitions(resources=resources_for(deployment)),
+)

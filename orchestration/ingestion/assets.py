@@ -1,0 +1,76 @@
+"""One ingestion asset per configured feed: fetch → parse → validate → diff → append, in one
+call into `oddly.ingest` (the same code `oddly scan` runs)."""
+
+import dagster as dg
+from dagster._core.definitions.unresolved_asset_job_definition import UnresolvedAssetJobDefinition
+
+from oddly.config import FeedConfig
+from oddly.dagster_home import WAREHOUSE_WRITER_POOL
+from oddly.ingest import IngestReport, ingest_feed
+from orchestration.resources import WarehouseResource
+
+
+def feed_asset_key(feed: FeedConfig) -> dg.AssetKey:
+    return dg.AssetKey(["raw", "feed", feed.name])
+
+
+def report_table(report: IngestReport) -> str:
+    """A small markdown table so the Dagster UI tells the run's story without opening logs."""
+    rows = [
+        ("status", report.status),
+        ("prices seen", report.prices_seen),
+        ("ticks written", report.ticks_written),
+        ("rejected (quarantined)", report.rejected),
+        (
+            "unmapped codes",
+            ", ".join(f"{c} ×{n}" for c, n in sorted(report.unmapped_codes.items())[:8]) or "none",
+        ),
+        ("HTTP", report.http_outcome),
+        (
+            "fetch / parse / write s",
+            f"{report.fetch_seconds:.2f} / {report.parse_seconds:.2f} / {report.write_seconds:.2f}",
+        ),
+    ]
+    if report.error:
+        rows.append(("error", report.error))
+    return "| | |\n|---|---|\n" + "\n".join(f"| {k} | {v} |" for k, v in rows)
+
+
+def build_feed_asset(feed: FeedConfig) -> dg.AssetsDefinition:
+    @dg.asset(
+        key=feed_asset_key(feed),
+        group_name="ingestion",
+        kinds={"python", "duckdb"},
+        pool=WAREHOUSE_WRITER_POOL,
+        tags={"oddly/feed": feed.name},
+        description=f"Change-only ticks of {feed.bookmaker} via the {feed.agent} agent ({feed.base_url}).",
+        metadata={
+            "bookmaker": feed.bookmaker,
+            "agent": feed.agent,
+            "interval_seconds": feed.interval_seconds,
+        },
+    )
+    def ingest(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
+        report = ingest_feed(feed, warehouse.get(), feed_run_id=f"{feed.name}-{context.run.run_id}")
+        metadata: dict[str, object] = {
+            **report.as_metadata(),
+            "report": dg.MetadataValue.md(report_table(report)),
+        }
+        context.log.info(report.summary_line())
+        if report.status == "failed":
+            raise dg.Failure(description=report.error, metadata=metadata)
+        if report.error:
+            context.log.warning(report.error)
+        return dg.MaterializeResult(metadata=metadata)
+
+    return ingest
+
+
+def build_feed_job(feed: FeedConfig) -> UnresolvedAssetJobDefinition:
+    return dg.define_asset_job(
+        name=f"ingest_{feed.name}",
+        selection=dg.AssetSelection.assets(feed_asset_key(feed)),
+        executor_def=dg.in_process_executor,
+        tags={"oddly/feed": feed.name},
+        description=f"One ingestion run of feed {feed.name}.",
+    )
