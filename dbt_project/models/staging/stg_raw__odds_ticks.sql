@@ -1,0 +1,30 @@
+with source as (
+    select * from {{ source('raw', 'odds_ticks') }}
+),
+
+renamed as (
+    select
+        bookmaker,
+        source_event_id,
+        sport,
+        league,
+        country,
+        home as home_team,
+        away as away_team,
+        starts_at,
+        is_live,
+        market,
+        period,
+        line,
+        outcome,
+        cast(price as double precision) as price,
+        1.0 / price as implied_probability,
+        status,
+        status = 'suspended' as is_suspended,
+        source_ts,
+        observed_at,
+        feed_run_id
+    from source
+)
+
+select * from renamed
