@@ -1,0 +1,64 @@
+"""`oddly demo` (what `make demo` runs) end to end: the simulator and Dagster start, print their
+URLs, the sensors poll every feed by themselves into the warehouse, and Ctrl-C stops it all."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from oddly.config import REPO_ROOT, get_settings
+from oddly.warehouse.store import Warehouse
+
+pytestmark = pytest.mark.slow
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_demo_runs_the_platform_and_the_sensors_ingest_every_feed(tmp_path: Path) -> None:
+    sim_port, dagster_port = free_port(), free_port()
+    env = {**os.environ, "ODDLY_HOME": str(tmp_path), "ODDLY_SIMULATOR_PORT": str(sim_port)}
+    env.pop("ODDLY_WAREHOUSE_URL", None)
+    env.pop("ODDLY_DAGSTER_PG_URL", None)
+    log = (tmp_path / "demo.log").open("w+")
+    demo = subprocess.Popen(
+        [str(Path(sys.executable).parent / "oddly"), "demo", "--dagster-port", str(dagster_port)],
+        cwd=REPO_ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    feeds = {f.name for f in get_settings().config.enabled_feeds}
+    try:
+        deadline = time.monotonic() + 240
+        ok: set[str] = set()
+        while time.monotonic() < deadline and ok != feeds:
+            assert demo.poll() is None, (tmp_path / "demo.log").read_text()[-3000:]
+            if (tmp_path / "warehouse.duckdb").exists():
+                runs = Warehouse.from_url(f"duckdb:///{tmp_path}/warehouse.duckdb").feed_runs(limit=500)
+                ok = {r["feed"] for r in runs if r["status"] == "ok" and r["ticks_written"] > 0}
+            time.sleep(3)
+        output = (tmp_path / "demo.log").read_text()
+        assert ok == feeds, output[-3000:]
+        assert f"simulator  http://127.0.0.1:{sim_port}" in output
+        assert f"dagster    http://127.0.0.1:{dagster_port}" in output
+        assert httpx.get(f"http://127.0.0.1:{dagster_port}/server_info", timeout=10).status_code == 200
+        assert httpx.get(f"http://127.0.0.1:{sim_port}/_sim/health", timeout=10).json()["ok"] is True
+    finally:
+        os.killpg(demo.pid, signal.SIGINT)
+        code = demo.wait(timeout=60)
+    assert code == 0
+    with pytest.raises(httpx.HTTPError):
+        httpx.get(f"http://127.0.0.1:{sim_port}/_sim/health", timeout=2)
