@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, TypeAlias
 
 import numpy as np
 import pyarrow as pa
@@ -210,6 +210,9 @@ class Reject:
     source_event_id: str | None = None
 
 
+# A per-price column: a Python list (agents appending), or an Arrow array (vectorized parsers).
+Column: TypeAlias = "list[Any] | pa.Array"
+
 EVENT_FIELDS = (
     "bookmaker",
     "source_event_id",
@@ -257,12 +260,12 @@ class PriceColumns:
     period: list[str] = field(default_factory=list)
     source_ts: list[float | None] = field(default_factory=list)
     rows_per_event: list[int] = field(default_factory=list)
-    # one entry per price
-    market: list[str] = field(default_factory=list)
-    line: list[float | None] = field(default_factory=list)
-    outcome: list[str] = field(default_factory=list)
-    price: list[Any] = field(default_factory=list)
-    status: list[str] = field(default_factory=list)
+    # one entry per price: Python lists, or Arrow arrays from a vectorized parser
+    market: Column = field(default_factory=list)
+    line: Column = field(default_factory=list)
+    outcome: Column = field(default_factory=list)
+    price: Column = field(default_factory=list)
+    status: Column = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.price)
@@ -284,13 +287,37 @@ class PriceColumns:
         return columns
 
     def extend(self, other: PriceColumns) -> None:
-        for name in self.__dataclass_fields__:
+        for name in (*EVENT_FIELDS, "rows_per_event"):
             getattr(self, name).extend(getattr(other, name))
+        for name in ROW_FIELDS:
+            dtype = PRICE_SCHEMA.field(name).type
+            setattr(self, name, _concat(getattr(self, name), getattr(other, name), dtype))
 
     def event_index(self) -> np.ndarray:
         """For every price row, the position of its event."""
         counts = np.asarray(self.rows_per_event, dtype=np.int64)
         return np.repeat(np.arange(len(counts), dtype=np.int64), counts)
+
+    def event_table(self) -> pa.Table:
+        """The event-level fields, one row per event."""
+        ts = pa.timestamp("us", tz="UTC")
+        starts = (np.asarray(self.starts_at, dtype=np.float64) * 1e6).astype(np.int64)
+        source_ts = pc.multiply(pa.array(self.source_ts, pa.float64()), 1e6).cast(pa.int64()).cast(ts)
+        return pa.table(
+            {
+                "bookmaker": pa.array(self.bookmaker, pa.string()),
+                "source_event_id": pa.array(self.source_event_id, pa.string()),
+                "sport": pa.array(self.sport, pa.string()),
+                "league": pa.array(self.league, pa.string()),
+                "country": pa.array(self.country, pa.string()),
+                "home": pa.array(self.home, pa.string()),
+                "away": pa.array(self.away, pa.string()),
+                "starts_at": pa.array(starts, pa.int64()).cast(ts),
+                "is_live": pa.array(self.is_live, pa.bool_()),
+                "period": pa.array(self.period, pa.string()),
+                "source_ts": source_ts,
+            }
+        )
 
     def to_table(self, observed_at: datetime, feed_run_id: str) -> pa.Table:
         """Arrow table in PRICE_SCHEMA order. Prices that are not numbers become null (validation
@@ -301,38 +328,18 @@ class PriceColumns:
                 f"rows_per_event adds up to {sum(self.rows_per_event)}, but there are {n} prices"
             )
         ts = pa.timestamp("us", tz="UTC")
+        events = self.event_table()
         take = pa.array(self.event_index())
-        starts = (np.asarray(self.starts_at, dtype=np.float64) * 1e6).astype(np.int64)
-        source_ts = pc.multiply(pa.array(self.source_ts, pa.float64()), 1e6).cast(pa.int64()).cast(ts)
-        events = {
-            "bookmaker": pa.array(self.bookmaker, pa.string()),
-            "source_event_id": pa.array(self.source_event_id, pa.string()),
-            "sport": pa.array(self.sport, pa.string()),
-            "league": pa.array(self.league, pa.string()),
-            "country": pa.array(self.country, pa.string()),
-            "home": pa.array(self.home, pa.string()),
-            "away": pa.array(self.away, pa.string()),
-            "starts_at": pa.array(starts, pa.int64()).cast(ts),
-            "is_live": pa.array(self.is_live, pa.bool_()),
-            "period": pa.array(self.period, pa.string()),
-            "source_ts": source_ts,
-        }
-        # A float list converts fast; anything else (strings from a drifting feed) is nulled for
-        # validation to reject with the raw value.
-        try:
-            prices = pa.array(self.price, pa.float64())
-        except (pa.ArrowInvalid, pa.ArrowTypeError):
-            prices = pa.array([p if type(p) in (float, int) else None for p in self.price], pa.float64())
         rows = {
-            "market": pa.array(self.market, pa.string()),
-            "line": pa.array(self.line, pa.float64()),
-            "outcome": pa.array(self.outcome, pa.string()),
-            "price": prices,
-            "status": pa.array(self.status, pa.string()),
+            "market": _arrow(self.market, pa.string()),
+            "line": _arrow(self.line, pa.float64()),
+            "outcome": _arrow(self.outcome, pa.string()),
+            "price": _arrow(self.price, pa.float64()),
+            "status": _arrow(self.status, pa.string()),
             "observed_at": pa.repeat(pa.scalar(utc(observed_at), ts), n),
             "feed_run_id": pa.repeat(pa.scalar(feed_run_id, pa.string()), n),
         }
-        arrays = [events[name].take(take) if name in events else rows[name] for name in PRICE_COLUMNS]
+        arrays = [events[name].take(take) if name in EVENT_FIELDS else rows[name] for name in PRICE_COLUMNS]
         return pa.Table.from_arrays(arrays, schema=PRICE_SCHEMA)
 
     def raw_record(self, i: int, event_index: np.ndarray | None = None) -> dict[str, Any]:
@@ -340,8 +347,38 @@ class PriceColumns:
         `event_index()` when asking for many rows."""
         event = int((self.event_index() if event_index is None else event_index)[i])
         record = {name: getattr(self, name)[event] for name in EVENT_FIELDS}
-        record.update({name: getattr(self, name)[i] for name in ROW_FIELDS})
+        for name in ROW_FIELDS:
+            value = getattr(self, name)[i]
+            record[name] = value.as_py() if isinstance(value, pa.Scalar) else value
         return record
+
+
+def _arrow(values: Column, dtype: pa.DataType) -> pa.Array:
+    """A column as Arrow. Values of the wrong type (a price sent as text by a drifting feed)
+    become null, for validation to reject with the raw value still in the Python list."""
+    if isinstance(values, pa.Array):
+        return values if values.type == dtype else values.cast(dtype)
+    try:
+        return pa.array(values, dtype)
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        wanted = (float, int) if pa.types.is_floating(dtype) else (str,)
+        return pa.array([v if type(v) in wanted else None for v in values], dtype)
+
+
+def _concat(a: Column, b: Column, dtype: pa.DataType) -> Column:
+    if len(a) == 0 or len(b) == 0:
+        return b if len(a) == 0 else a
+    if isinstance(a, list) and isinstance(b, list):
+        a.extend(b)
+        return a
+    if isinstance(a, pa.Array) and isinstance(b, pa.Array):
+        return pa.concat_arrays([_arrow(a, dtype), _arrow(b, dtype)])
+    # one side holds raw Python values (kept for rejects): keep Python values throughout
+    return _pylist(a) + _pylist(b)
+
+
+def _pylist(values: Column) -> list[Any]:
+    return values.to_pylist() if isinstance(values, pa.Array) else values
 
 
 def rows_to_table(rows: list[PriceRow]) -> pa.Table:

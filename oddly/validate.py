@@ -23,7 +23,8 @@ from oddly.model import (
     price_problem,
 )
 
-_REQUIRED_TEXT = ("bookmaker", "source_event_id", "sport", "home", "away", "market", "period", "outcome")
+# Event-level text that must not be blank (market and outcome are checked against the vocabulary).
+_REQUIRED_EVENT_TEXT = ("bookmaker", "source_event_id", "sport", "home", "away", "period")
 _MARKETS = pa.array([m.value for m in Market])
 _OUTCOMES = pa.array([o.value for o in Outcome])
 _STATUSES = pa.array([s.value for s in Status])
@@ -46,11 +47,12 @@ def validate_batch(table: pa.Table, source: PriceColumns) -> Validated:
     if n == 0:
         return Validated(table, [])
     checks: list[tuple[str, pa.ChunkedArray | pa.Array]] = []
-    for name in _REQUIRED_TEXT:
-        col = table[name]
-        checks.append(
-            (f"{name} is missing", pc.or_(pc.is_null(col), pc.equal(pc.utf8_trim_whitespace(col), "")))
-        )
+    # Event-level fields are checked once per event, then spread to the event's rows.
+    events, rows_of = source.event_table(), pa.array(source.event_index())
+    for name in _REQUIRED_EVENT_TEXT:
+        col = events[name]
+        blank = pc.or_(pc.is_null(col), pc.equal(pc.utf8_trim_whitespace(col), ""))
+        checks.append((f"{name} is missing", blank.take(rows_of)))
     price = table["price"]
     bad_price = pc.or_kleene(
         pc.is_null(price),
@@ -71,24 +73,23 @@ def validate_batch(table: pa.Table, source: PriceColumns) -> Validated:
         ("line missing for a line market", pc.fill_null(pc.and_(needs_line, pc.is_null(line)), False))
     )
     checks.append(("line is not finite", pc.fill_null(pc.invert(pc.is_finite(line)), False)))
-    checks.append(("starts_at is missing", pc.is_null(table["starts_at"])))
+    checks.append(("starts_at is missing", pc.is_null(events["starts_at"]).take(rows_of)))
 
     masks = np.vstack([np.asarray(m.to_numpy(zero_copy_only=False), dtype=bool) for _, m in checks])
     bad = masks.any(axis=0)
     if not bad.any():
         return Validated(table, [])
     rejects = []
-    events = source.event_index()
+    event_index = rows_of.to_numpy()
     for i in np.flatnonzero(bad):
+        record = source.raw_record(int(i), event_index)
         reasons = [
-            _price_reason(source.price[i]) if label == "price" else _describe(label, table, int(i))
+            _price_reason(record["price"]) if label == "price" else _describe(label, table, int(i))
             for (label, _), failed in zip(checks, masks[:, i], strict=True)
             if failed
         ]
-        record = source.raw_record(int(i), events)
-        rejects.append(
-            Reject("; ".join(reasons), record, record["bookmaker"] or "", record["source_event_id"])
-        )
+        reason = "; ".join(reasons)
+        rejects.append(Reject(reason, record, record["bookmaker"] or "", record["source_event_id"]))
     return Validated(table.filter(pa.array(~bad)), rejects)
 
 

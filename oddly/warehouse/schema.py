@@ -10,9 +10,10 @@ metadata = sa.MetaData(schema=RAW_SCHEMA)
 
 
 def _price_columns() -> list[sa.Column[object]]:
-    """The canonical price row (oddly.model.PRICE_SCHEMA) as SQL columns."""
+    """The canonical price row (oddly.model.PRICE_SCHEMA) as SQL columns, after its selection key."""
     ts = sa.DateTime(timezone=True)
     return [
+        sa.Column("selection_key", sa.BigInteger, nullable=False),
         sa.Column("bookmaker", sa.Text, nullable=False),
         sa.Column("source_event_id", sa.Text, nullable=False),
         sa.Column("sport", sa.Text, nullable=False),
@@ -37,8 +38,17 @@ def _price_columns() -> list[sa.Column[object]]:
 # Change-only history: a row when a price first appears, changes, or changes status.
 odds_ticks = sa.Table("odds_ticks", metadata, *_price_columns())
 
-# The last tick of every selection: what the next run diffs against.
-latest_prices = sa.Table("latest_prices", metadata, *_price_columns())
+# The last price and status of every selection: what the next run diffs against. Slim on
+# purpose, since every run rewrites part of it; the full row is the tick at (key, observed_at).
+# `selection_key` is a 64-bit hash of SELECTION_KEY, so the diff joins on one integer.
+latest_prices = sa.Table(
+    "latest_prices",
+    metadata,
+    sa.Column("selection_key", sa.BigInteger, nullable=False),
+    sa.Column("price", sa.Double, nullable=False),
+    sa.Column("status", sa.Text, nullable=False),
+    sa.Column("observed_at", sa.DateTime(timezone=True), nullable=False),
+)
 
 # One row per ingestion run of one feed, written in the same transaction as its ticks.
 feed_runs = sa.Table(

@@ -34,12 +34,15 @@ if TYPE_CHECKING:
 
 # Largest quarantined record kept, so one huge broken payload cannot bloat the table.
 MAX_RECORD_CHARS = 64_000
-# A line value no real line takes, so selections without a line join on equality.
-_NO_LINE = "-1000000000.0"
-_KEY_JOIN = " and ".join(
-    [f"l.{c} = c.{c}" for c in ("bookmaker", "source_event_id", "market", "period", "outcome")]
-    + [f"coalesce(l.line, {_NO_LINE}) = coalesce(c.line, {_NO_LINE})"]
-)
+# The selection key: a 64-bit hash of (bookmaker, event, market, period, line, outcome). Two
+# selections sharing one is a 2^-64 chance per pair; the diff joins on it instead of six columns.
+_SELECTION_KEY = {
+    "duckdb": "cast(hash(bookmaker, source_event_id, market, period, line, outcome) >> 1 as bigint)",
+    "postgresql": (
+        "hashtextextended(concat_ws('|', bookmaker, source_event_id, market, period, "
+        "coalesce(line::text, ''), outcome), 0)"
+    ),
+}
 _COLS = ", ".join(PRICE_COLUMNS)
 
 
@@ -159,17 +162,23 @@ class Warehouse:
         conn.exec_driver_sql(
             f"""
             create temp table _changed as
-            select {", ".join("c." + c for c in PRICE_COLUMNS)}
-            from _incoming c
-            left join raw.latest_prices l on {_KEY_JOIN}
+            select c.*
+            from (select {_SELECTION_KEY[self.dialect]} as selection_key, * from _incoming) c
+            left join raw.latest_prices l on l.selection_key = c.selection_key
             where l.price is null or l.price <> c.price or l.status <> c.status
             """
         )
         changed: int = conn.exec_driver_sql("select count(*) from _changed").scalar_one()
         if changed:
-            conn.exec_driver_sql(f"insert into raw.odds_ticks ({_COLS}) select {_COLS} from _changed")
-            conn.exec_driver_sql(f"delete from raw.latest_prices l using _changed c where {_KEY_JOIN}")
-            conn.exec_driver_sql(f"insert into raw.latest_prices ({_COLS}) select {_COLS} from _changed")
+            keyed = f"selection_key, {_COLS}"
+            conn.exec_driver_sql(f"insert into raw.odds_ticks ({keyed}) select {keyed} from _changed")
+            conn.exec_driver_sql(
+                "delete from raw.latest_prices l using _changed c where l.selection_key = c.selection_key"
+            )
+            conn.exec_driver_sql(
+                "insert into raw.latest_prices (selection_key, price, status, observed_at) "
+                "select selection_key, price, status, observed_at from _changed"
+            )
         conn.exec_driver_sql("drop table if exists _changed")
         self._drop_temp(conn, "_incoming")
         return int(changed)
@@ -239,6 +248,16 @@ class Warehouse:
             return int(self.scalar("select count(*) from raw.odds_ticks"))
         return int(
             self.scalar("select count(*) from raw.odds_ticks where feed_run_id = :r", {"r": feed_run_id})
+        )
+
+    def current_prices(
+        self, where: str = "true", params: dict[str, Any] | None = None
+    ) -> list[dict[str, Any]]:
+        """The latest tick of every selection (optionally filtered on tick columns `t.…`)."""
+        return self.query(
+            "select t.* from raw.odds_ticks t join raw.latest_prices l "
+            f"on t.selection_key = l.selection_key and t.observed_at = l.observed_at where {where}",
+            params,
         )
 
     def count_bad_prices(self) -> int:

@@ -107,13 +107,10 @@ def test_recorded_responses_are_fetched_and_stored(book: RecordedBook, tmp_path:
         "select count(*) as n from raw.odds_ticks where is_live and source_event_id = '694233938'"
     )
     assert live == [{"n": 338}]
-    assert (
-        warehouse.scalar(
-            "select price from raw.latest_prices "
-            "where source_event_id = '335841758' and market = '1x2' and outcome = 'away'"
-        )
-        == 1.896
+    away = warehouse.current_prices(
+        "t.source_event_id = '335841758' and t.market = '1x2' and t.outcome = 'away'"
     )
+    assert [r["price"] for r in away] == [1.896]
 
 
 def test_one_endpoint_down_gives_a_partial_run_in_words(book: RecordedBook, tmp_path: Path) -> None:

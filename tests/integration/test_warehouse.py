@@ -101,10 +101,8 @@ def test_first_sight_changes_and_status_changes_make_ticks(warehouse: Warehouse)
         ("home", None, 3.70, "open"),
         ("under", 3.5, 1.24, "open"),
     ]
-    latest = warehouse.query(
-        "select outcome, price from raw.latest_prices where market = '1x2' order by outcome"
-    )
-    assert latest == [
+    current = sorted(warehouse.current_prices("t.market = '1x2'"), key=lambda r: r["outcome"])
+    assert [{"outcome": r["outcome"], "price": r["price"]} for r in current] == [
         {"outcome": "away", "price": 1.896},
         {"outcome": "draw", "price": 3.54},
         {"outcome": "home", "price": 3.70},
@@ -144,7 +142,7 @@ def test_a_failing_write_leaves_nothing_half_written(warehouse: Warehouse) -> No
     with pytest.raises(Exception):  # noqa: B017 - the duplicate feed_run_id violates the primary key
         write(warehouse, changed, "run-1", T0 + timedelta(seconds=5), [Reject("x", {}, "22bet")])
     assert warehouse.count_ticks() == 5
-    assert warehouse.scalar("select price from raw.latest_prices where outcome = 'home'") == 3.84
+    assert [r["price"] for r in warehouse.current_prices("t.outcome = 'home'")] == [3.84]
     assert warehouse.quarantined() == []
     assert len(warehouse.feed_runs()) == 1
 

@@ -4,6 +4,7 @@ with source as (
 
 renamed as (
     select
+        selection_key,
         bookmaker,
         source_event_id,
         sport,
