@@ -9,6 +9,7 @@ Endpoints (under the feed's base URL and optional `/service-api` prefix): pre-ma
 from __future__ import annotations
 
 import asyncio
+from itertools import chain
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -420,7 +421,7 @@ def _parse_vectorized(events: list[Event], is_live: bool, bookmaker: str, result
     if any(f is None for f in fields):
         return False
     per_event = [_outcomes(e) for e in events]
-    flat = [o for outs in per_event for o in outs]
+    flat = list(chain.from_iterable(per_event))
     counts = np.array([len(outs) for outs in per_event], dtype=np.int64)
     try:
         g = np.array([o.G for o in flat], dtype=np.int64)
