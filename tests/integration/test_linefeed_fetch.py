@@ -122,3 +122,27 @@ def test_one_endpoint_down_gives_a_partial_run_in_words(book: RecordedBook, tmp_
     assert report.error.endswith("the rest was ingested")
     assert report.ticks_written == 32
     assert warehouse.feed_runs()[0]["status"] == "partial"
+
+
+@pytest.mark.slow
+def test_full_markets_fetches_every_game_and_keeps_one_row_per_selection(tmp_path: Path) -> None:
+    from oddly.simulator.config import SimConfig
+    from oddly.simulator.server import start_in_thread
+
+    with start_in_thread(SimConfig(seed=9, n_events=6, markets_per_event=10, manual_clock=True)) as sim:
+        cfg = FeedConfig(
+            name="sim_full",
+            agent="linefeed",
+            bookmaker="1xbet",
+            base_url=sim.book_url("1xbet"),
+            http=HttpPolicy(requests_per_second=100),
+            options={"live": True, "full_markets": True, "max_games": 4},
+        )
+        warehouse = Warehouse.from_url(f"duckdb:///{tmp_path}/wh.duckdb")
+        report = ingest_feed(cfg, warehouse)
+        listed = sim.call(lambda: sim.market.price_count("1xbet"))
+    assert report.status == "ok", report.error
+    assert report.requests == 2 + 4  # both lists, then four games
+    # the games repeat selections the lists already carry: one tick per selection
+    assert report.prices_seen > report.ticks_written == listed
+    assert warehouse.scalar("select count(distinct selection_key) from raw.odds_ticks") == listed
