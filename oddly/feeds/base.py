@@ -6,8 +6,10 @@ so the parser can be tested on real recordings without a network.
 
 from __future__ import annotations
 
+import asyncio
 from abc import ABC, abstractmethod
 from collections import Counter
+from collections.abc import Awaitable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -45,6 +47,21 @@ class FetchOutcome:
     payloads: list[Payload] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     requests: int = 0
+
+    async def collect(self, requests: Iterable[Awaitable[Payload]]) -> list[Payload]:
+        """Await requests concurrently; keep what came back, note each FeedError in words (any
+        other exception is a bug and propagates). Returns the new payloads."""
+        results = await asyncio.gather(*requests, return_exceptions=True)
+        new: list[Payload] = []
+        for result in results:
+            if isinstance(result, FeedError):
+                self.errors.append(str(result))
+            elif isinstance(result, BaseException):
+                raise result
+            else:
+                new.append(result)
+        self.payloads.extend(new)
+        return new
 
 
 @dataclass

@@ -8,7 +8,6 @@ Endpoints (under the feed's base URL and optional `/service-api` prefix): pre-ma
 
 from __future__ import annotations
 
-import asyncio
 from itertools import chain
 from pathlib import Path
 from typing import Any, ClassVar
@@ -93,39 +92,16 @@ class LineFeedAgent(FeedAgent):
     async def fetch(self, http: FeedHttpClient) -> FetchOutcome:
         kinds = [k for k, on in ((PREMATCH, self.options.prematch), (LIVE, self.options.live)) if on]
         outcome = FetchOutcome()
-        lists = await asyncio.gather(
-            *(http.get(self.url(k, "Get1x2_VZip"), self.list_params(), kind=k) for k in kinds),
-            return_exceptions=True,
+        lists = await outcome.collect(
+            http.get(self.url(k, "Get1x2_VZip"), self.list_params(), kind=k) for k in kinds
         )
-        for result in lists:
-            if isinstance(result, FeedError):
-                outcome.errors.append(str(result))
-            elif isinstance(result, BaseException):
-                raise result
-            else:
-                outcome.payloads.append(result)
         if self.options.full_markets:
-            games = [(p.kind, gid) for p in outcome.payloads for gid in _event_ids(p.body)][
-                : self.options.max_games
-            ]
-            answers = await asyncio.gather(
-                *(
-                    http.get(
-                        self.url(kind, "GetGameZip"),
-                        {"id": gid, "isSubGames": "true", "grouped": "true", "lng": self.options.lng},
-                        kind=f"game-{kind}",
-                    )
-                    for kind, gid in games
-                ),
-                return_exceptions=True,
+            games = [(p.kind, gid) for p in lists for gid in _event_ids(p.body)][: self.options.max_games]
+            params = {"isSubGames": "true", "grouped": "true", "lng": self.options.lng}
+            await outcome.collect(
+                http.get(self.url(kind, "GetGameZip"), {"id": gid, **params}, kind=f"game-{kind}")
+                for kind, gid in games
             )
-            for result in answers:
-                if isinstance(result, FeedError):
-                    outcome.errors.append(str(result))
-                elif isinstance(result, BaseException):
-                    raise result
-                else:
-                    outcome.payloads.append(result)
         outcome.requests = http.requests
         if not outcome.payloads:
             raise FeedError("; ".join(outcome.errors) or "no endpoint enabled (set prematch or live)")
