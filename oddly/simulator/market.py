@@ -114,13 +114,19 @@ class Market:
     def _make_events(self, world: np.random.Generator) -> list[Event]:
         events = []
         n_live = round(self.config.n_events * self.config.live_share)
+        kickoffs: dict[frozenset[str], list[float]] = {}
         for i in range(self.config.n_events):
-            country, league_name, league_id, teams = LEAGUES[int(world.integers(len(LEAGUES)))]
-            h, a = world.choice(len(teams), size=2, replace=False)
-            if i < n_live:
-                starts = -float(world.integers(60, MATCH_SECONDS - 900))
-            else:
-                starts = float(world.integers(15, 12 * 60)) * 60
+            for _ in range(20):  # a fixture again within 3 hours would be no real schedule
+                country, league_name, league_id, teams = LEAGUES[int(world.integers(len(LEAGUES)))]
+                h, a = world.choice(len(teams), size=2, replace=False)
+                if i < n_live:
+                    starts = -float(world.integers(60, MATCH_SECONDS - 900))
+                else:
+                    starts = float(world.integers(15, 12 * 60)) * 60
+                pair = frozenset((teams[h][0], teams[a][0]))
+                if all(abs(starts - other) > 3 * 3600 for other in kickoffs.get(pair, [])):
+                    break
+            kickoffs.setdefault(pair, []).append(starts)
             events.append(Event(i, country, league_name, league_id, teams[h], teams[a], starts))
         return events
 

@@ -86,4 +86,20 @@ quarantine = sa.Table(
     sa.Column("record", sa.Text, nullable=False),
 )
 
+# Which canonical event each bookmaker's event is (oddly.matching), replaced as a whole per run.
+event_map = sa.Table(
+    "event_map",
+    metadata,
+    sa.Column("bookmaker", sa.Text, nullable=False),
+    sa.Column("source_event_id", sa.Text, nullable=False),
+    sa.Column("canonical_event_id", sa.Text, nullable=False),
+    sa.Column("method", sa.Text, nullable=False),
+    sa.Column("score", sa.Double, nullable=False),
+    sa.Column("sport", sa.Text, nullable=False),
+    sa.Column("home_normalized", sa.Text, nullable=False),
+    sa.Column("away_normalized", sa.Text, nullable=False),
+    sa.Column("starts_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("matched_at", sa.DateTime(timezone=True), nullable=False),
+)
+
 sa.Index("ix_feed_runs_feed_started", feed_runs.c.feed, feed_runs.c.started_at)

@@ -148,7 +148,7 @@ class Warehouse:
                 conn.execute(sa.text("select pg_advisory_xact_lock(hashtext(:k))"), {"k": run.bookmaker})
             ticks = self._append_changes(conn, prices) if prices.num_rows else 0
             if rejects:
-                self._bulk_insert(conn, "raw.quarantine", _quarantine_table(rejects, run))
+                self.bulk_insert(conn, "raw.quarantine", _quarantine_table(rejects, run))
             run.ticks_written = ticks
             run.write_seconds = time.perf_counter() - t0
             conn.execute(schema.feed_runs.insert().values(**asdict(run)))
@@ -200,7 +200,8 @@ class Warehouse:
         else:
             conn.exec_driver_sql(f"drop table if exists {name}")
 
-    def _bulk_insert(self, conn: Connection, target: str, table: pa.Table) -> None:
+    def bulk_insert(self, conn: Connection, target: str, table: pa.Table) -> None:
+        """Append an Arrow table to `target` inside the caller's transaction (bulk path)."""
         cols = ", ".join(table.column_names)
         if self.dialect == "duckdb":
             raw = conn.connection.driver_connection

@@ -1,0 +1,74 @@
+"""raw.event_map from ingested ticks, on DuckDB and PostgreSQL, stable from run to run."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from oddly.matching.run import update_event_map
+from oddly.model import PriceColumns, now_utc
+from oddly.warehouse.store import FeedRunRecord, Warehouse
+
+KICK_OFF = now_utc().replace(microsecond=0) + timedelta(hours=3)
+
+
+def ingest(warehouse: Warehouse, run_id: str, *events: tuple[str, str, str, str]) -> None:
+    rows = [
+        {
+            "bookmaker": book,
+            "source_event_id": eid,
+            "sport": "football",
+            "home": home,
+            "away": away,
+            "starts_at": KICK_OFF.timestamp(),
+            "market": "1x2",
+            "outcome": "home",
+            "price": 2.0,
+        }
+        for book, eid, home, away in events
+    ]
+    now = now_utc()
+    run = FeedRunRecord(
+        run_id, "f", "x", "ok", now, now, 1, len(rows), 0, 0, 0, "{}", 0.0, 0.0, 0.0, "ok", None
+    )
+    warehouse.write_run(PriceColumns.from_records(rows).to_table(now, run_id), [], run)
+
+
+@pytest.fixture(params=["duckdb", pytest.param("postgres", marks=pytest.mark.postgres)])
+def warehouse(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Warehouse]:
+    url = (
+        f"duckdb:///{tmp_path}/wh.duckdb" if request.param == "duckdb" else request.getfixturevalue("pg_url")
+    )
+    wh = Warehouse.from_url(url)
+    yield wh
+    wh.dispose()
+
+
+def mapped(warehouse: Warehouse) -> dict[tuple[str, str], str]:
+    rows = warehouse.query("select bookmaker, source_event_id, canonical_event_id from raw.event_map")
+    return {(r["bookmaker"], r["source_event_id"]): r["canonical_event_id"] for r in rows}
+
+
+def test_event_map_joins_books_and_keeps_ids(warehouse: Warehouse) -> None:
+    ingest(
+        warehouse,
+        "r1",
+        ("pinnacle", "1", "Manchester United", "Tottenham Hotspur"),
+        ("22bet", "77", "Man Utd", "Spurs"),
+        ("22bet", "78", "Chelsea", "Arsenal"),
+    )
+    report = update_event_map(warehouse)
+    assert (report.events, report.canonical_events, report.matched_across_books) == (3, 2, 1)
+    first = mapped(warehouse)
+    assert first[("pinnacle", "1")] == first[("22bet", "77")] != first[("22bet", "78")]
+
+    ingest(warehouse, "r2", ("melbet", "5", "Manchester United FC", "Tottenham"))
+    report = update_event_map(warehouse)
+    second = mapped(warehouse)
+    assert second[("melbet", "5")] == first[("pinnacle", "1")]
+    assert {k: second[k] for k in first} == first  # ids stay
+    methods = {r["method"] for r in warehouse.query("select method from raw.event_map")}
+    assert methods == {"kept", "exact"}
