@@ -5,37 +5,49 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from datetime import UTC, datetime
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
 from oddly.config import Settings
-from oddly.model import PriceColumns
+from oddly.matching.run import update_event_map
+from oddly.model import PriceColumns, now_utc
 from oddly.warehouse.dbt_env import DBT_PROJECT_DIR, dbt_env
 from oddly.warehouse.store import FeedRunRecord, Warehouse
 
 pytestmark = pytest.mark.slow
-T0 = datetime(2026, 11, 22, 12, tzinfo=UTC)
 
 
 def seed(warehouse: Warehouse) -> None:
+    """One match at two books (spelled differently) and a second match at one book."""
+    kick_off = (now_utc() + timedelta(hours=2)).replace(microsecond=0).timestamp()
+    prices = {
+        ("pinnacle", "1", "Manchester United", "Tottenham Hotspur"): (2.0, 4.0, 3.2),
+        ("22bet", "77", "Man Utd", "Spurs"): (1.95, 3.8, 3.5),
+        ("22bet", "78", "Chelsea", "Arsenal"): (2.5, 3.4, 2.8),
+    }
     rows = [
         {
-            "bookmaker": "22bet",
-            "source_event_id": "1",
+            "bookmaker": b,
+            "source_event_id": e,
             "sport": "football",
-            "home": "Manta",
-            "away": "9 de Octubre",
-            "starts_at": 1636416000.0,
+            "home": h,
+            "away": a,
+            "starts_at": kick_off,
             "market": "1x2",
             "outcome": o,
             "price": p,
         }
-        for o, p in (("home", 3.84), ("draw", 3.54), ("away", 1.896))
+        for (b, e, h, a), triple in prices.items()
+        for o, p in zip(("home", "draw", "away"), triple, strict=True)
     ]
-    run = FeedRunRecord("r1", "f", "22bet", "ok", T0, T0, 1, 3, 0, 0, 0, "{}", 0.0, 0.0, 0.0, "ok", None)
-    warehouse.write_run(PriceColumns.from_records(rows).to_table(T0, "r1"), [], run)
+    now = now_utc()
+    run = FeedRunRecord(
+        "r1", "f", "x", "ok", now, now, 1, len(rows), 0, 0, 0, "{}", 0.0, 0.0, 0.0, "ok", None
+    )
+    warehouse.write_run(PriceColumns.from_records(rows).to_table(now, "r1"), [], run)
+    update_event_map(warehouse)
 
 
 def dbt(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
@@ -65,10 +77,33 @@ def test_dbt_build_on_ingested_ticks(tmp_path: Path, target: str, request: pytes
     built = dbt(settings, "build")
     assert built.returncode == 0, built.stdout[-3000:]
     assert "PASS=" in built.stdout and "ERROR=0" in built.stdout
-    warehouse = Warehouse.from_settings(settings)
-    rows = warehouse.query(
-        "select outcome, price, implied_probability from staging.stg_raw__odds_ticks order by outcome"
+    assert "unit_test fct_prices_current::overround_only_on_complete_outcome_sets" in built.stdout.replace(
+        "  ", " "
     )
-    assert [(r["outcome"], r["price"]) for r in rows] == [("away", 1.896), ("draw", 3.54), ("home", 3.84)]
-    assert rows[2]["implied_probability"] == pytest.approx(1 / 3.84)
+    warehouse = Warehouse.from_settings(settings)
+    staged = warehouse.query(
+        "select count(*) as n, max(implied_probability) as p from staging.stg_raw__odds_ticks"
+    )
+    assert staged == [{"n": 9, "p": pytest.approx(1 / 1.95)}]
+    books = {r["bookmaker"]: r["is_sharp"] for r in warehouse.query("select * from marts.dim_bookmakers")}
+    assert books == {"pinnacle": True, "22bet": False}
+    events = warehouse.query("select * from marts.dim_events order by bookmaker_count desc")
+    assert [(e["home_team"], e["away_team"], e["named_by"], e["bookmaker_count"]) for e in events] == [
+        ("Manchester United", "Tottenham Hotspur", "pinnacle", 2),
+        ("Chelsea", "Arsenal", "22bet", 1),
+    ]
+    current = warehouse.query(
+        "select bookmaker, outcome, price, overround from marts.fct_prices_current "
+        "where canonical_event_id = :e order by bookmaker, outcome",
+        {"e": events[0]["canonical_event_id"]},
+    )
+    assert [(r["bookmaker"], r["outcome"], r["price"]) for r in current] == [
+        ("22bet", "away", 3.5),
+        ("22bet", "draw", 3.8),
+        ("22bet", "home", 1.95),
+        ("pinnacle", "away", 3.2),
+        ("pinnacle", "draw", 4.0),
+        ("pinnacle", "home", 2.0),
+    ]
+    assert current[3]["overround"] == pytest.approx(1 / 2.0 + 1 / 4.0 + 1 / 3.2 - 1)
     warehouse.dispose()

@@ -1,0 +1,9 @@
+-- Every bookmaker seen, and whether it is a sharp reference (var `sharp_books`).
+with books as (
+    select distinct bookmaker from {{ ref('stg_raw__odds_ticks') }}
+)
+
+select
+    bookmaker,
+    bookmaker in ({{ "'" ~ var('sharp_books') | join("', '") ~ "'" }}) as is_sharp
+from books
