@@ -24,7 +24,7 @@ def seed(warehouse: Warehouse) -> None:
     kick_off = (now_utc() + timedelta(hours=2)).replace(microsecond=0).timestamp()
     prices = {
         ("pinnacle", "1", "Manchester United", "Tottenham Hotspur"): (2.0, 4.0, 3.2),
-        ("22bet", "77", "Man Utd", "Spurs"): (1.95, 3.8, 3.5),
+        ("22bet", "77", "Man Utd", "Spurs"): (1.95, 3.8, 3.7),
         ("22bet", "78", "Chelsea", "Arsenal"): (2.5, 3.4, 2.8),
     }
     rows = [
@@ -98,7 +98,7 @@ def test_dbt_build_on_ingested_ticks(tmp_path: Path, target: str, request: pytes
         {"e": events[0]["canonical_event_id"]},
     )
     assert [(r["bookmaker"], r["outcome"], r["price"]) for r in current] == [
-        ("22bet", "away", 3.5),
+        ("22bet", "away", 3.7),
         ("22bet", "draw", 3.8),
         ("22bet", "home", 1.95),
         ("pinnacle", "away", 3.2),
@@ -106,4 +106,36 @@ def test_dbt_build_on_ingested_ticks(tmp_path: Path, target: str, request: pytes
         ("pinnacle", "home", 2.0),
     ]
     assert current[3]["overround"] == pytest.approx(1 / 2.0 + 1 / 4.0 + 1 / 3.2 - 1)
+    assert "no_vig_probabilities_sum_to_one" in built.stdout
+
+    match = {"e": events[0]["canonical_event_id"]}
+    consensus = {
+        r["outcome"]: r
+        for r in warehouse.query("select * from marts.fct_consensus where canonical_event_id = :e", match)
+    }
+    # the sharp reference is Pinnacle alone: its multiplicative no-vig, 0.5 / 1.0625 for home
+    assert consensus["home"]["fair_probability_sharp_multiplicative"] == pytest.approx(0.5 / 1.0625)
+    assert consensus["home"]["bookmakers"] == 2
+    assert sum(r["fair_probability_sharp_power"] for r in consensus.values()) == pytest.approx(1, abs=1e-6)
+    # the power method takes more of the margin off longshots than the multiplicative one
+    power = {o: r["fair_probability_sharp_power"] for o, r in consensus.items()}
+    multiplicative = {o: r["fair_probability_sharp_multiplicative"] for o, r in consensus.items()}
+    assert power["draw"] < multiplicative["draw"] and power["home"] > multiplicative["home"]
+
+    arbitrage = warehouse.query("select * from marts.fct_arbitrage where canonical_event_id = :e", match)
+    best = {r["outcome"]: (r["best_bookmaker"], r["best_price"]) for r in arbitrage}
+    assert best == {"home": ("pinnacle", 2.0), "draw": ("pinnacle", 4.0), "away": ("22bet", 3.7)}
+    assert arbitrage[0]["implied_total"] == pytest.approx(1 / 2.0 + 1 / 4.0 + 1 / 3.7)
+    assert not any(r["is_arbitrage"] for r in arbitrage)
+
+    divergence = warehouse.query(
+        "select * from marts.fct_divergence where canonical_event_id = :e and bookmaker = '22bet'", match
+    )
+    away = next(r for r in divergence if r["outcome"] == "away")
+    assert away["consensus_probability"] == pytest.approx(0.3125 / 1.0625)  # Pinnacle's, the only other book
+    assert away["edge"] == pytest.approx(3.7 * 0.3125 / 1.0625 - 1)  # 22bet's away price beats it by 8.8 %
+
+    value = warehouse.query("select * from marts.fct_value_bets where canonical_event_id = :e", match)
+    assert [(r["bookmaker"], r["outcome"]) for r in value] == [("22bet", "away")]
+    assert value[0]["edge"] == pytest.approx(3.7 * power["away"] - 1) and value[0]["edge"] >= 0.02
     warehouse.dispose()
