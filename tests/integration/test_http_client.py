@@ -144,16 +144,17 @@ async def test_rate_limit_spaces_requests(server: tuple[str, Script]) -> None:
     base, script = server
     script.answers = [ok]
     async with client(base, requests_per_second=10, max_concurrency=8) as http:
+        started = time.monotonic()
         await asyncio.gather(*(http.get(f"{base}/x") for _ in range(6)))
-    gaps = [b - a for a, b in zip(script.arrivals, script.arrivals[1:], strict=False)]
-    # 6 starts at 10/s span at least 0.5 s; each gap is about 0.1 s (loose bound for a busy machine)
-    assert script.arrivals[-1] - script.arrivals[0] >= 0.45
-    assert min(gaps) >= 0.05
+    # six starts at 10 per second: the last cannot start before 0.5 s (arrivals may bunch later
+    # on a busy machine, so the bound is on when the last one got out, not on the gaps)
+    assert script.arrivals[-1] - started >= 0.5
+    assert len(script.arrivals) == 6
 
 
 async def test_concurrency_is_bounded(server: tuple[str, Script]) -> None:
     base, script = server
-    script.answers, script.delay = [ok], 0.2
+    script.answers, script.delay = [ok], 0.5
     async with client(base, max_concurrency=2) as http:
         await asyncio.gather(*(http.get(f"{base}/x") for _ in range(6)))
     assert script.peak == 2
