@@ -12,7 +12,9 @@ import click
 
 # subcommand name → "module:attribute" of a click command
 COMMANDS = {
+    "dbt": "oddly.warehouse.dbt_cli:dbt",
     "demo": "oddly.demo:demo",
+    "match": "oddly.matching.cli:match",
     "simulate": "oddly.simulator.cli:simulate",
     "scan": "oddly.scan:scan",
     "bench": "benchmarks.cli:bench",

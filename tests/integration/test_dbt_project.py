@@ -13,7 +13,6 @@ import pytest
 from oddly.config import Settings
 from oddly.matching.run import update_event_map
 from oddly.model import PriceColumns, now_utc
-from oddly.warehouse.dbt_env import DBT_PROJECT_DIR, dbt_env
 from oddly.warehouse.store import FeedRunRecord, Warehouse
 
 pytestmark = pytest.mark.slow
@@ -51,20 +50,22 @@ def seed(warehouse: Warehouse) -> None:
 
 
 def dbt(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
-    """dbt in its own process, as dagster-dbt runs it (dbt-duckdb keeps the file open in-process)."""
+    """`oddly dbt …` in its own process, as dagster-dbt runs dbt (dbt-duckdb keeps the file open)."""
     command = [
-        str(Path(sys.executable).parent / "dbt"),
+        str(Path(sys.executable).parent / "oddly"),
+        "dbt",
         *args,
-        "--project-dir",
-        str(DBT_PROJECT_DIR),
-        "--profiles-dir",
-        str(DBT_PROJECT_DIR),
         "--target-path",
         str(settings.home / "dbt_target"),
         "--log-path",
         str(settings.home / "dbt_logs"),
     ]
-    return subprocess.run(command, env={**os.environ, **dbt_env(settings)}, capture_output=True, text=True)
+    env = {
+        **os.environ,
+        "ODDLY_HOME": str(settings.home),
+        "ODDLY_WAREHOUSE_URL": settings.warehouse_url or "",
+    }
+    return subprocess.run(command, env=env, capture_output=True, text=True)
 
 
 @pytest.mark.parametrize("target", ["duckdb", pytest.param("postgres", marks=pytest.mark.postgres)])

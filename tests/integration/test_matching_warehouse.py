@@ -72,3 +72,25 @@ def test_event_map_joins_books_and_keeps_ids(warehouse: Warehouse) -> None:
     assert {k: second[k] for k in first} == first  # ids stay
     methods = {r["method"] for r in warehouse.query("select method from raw.event_map")}
     assert methods == {"kept", "exact"}
+
+
+def test_oddly_match_reports_in_words(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from oddly.cli import main
+
+    wh = Warehouse.from_url(f"duckdb:///{tmp_path}/warehouse.duckdb")
+    ingest(
+        wh,
+        "r1",
+        ("pinnacle", "1", "Arsenal", "Chelsea"),
+        ("22bet", "9", "Chelsea", "Arsenal"),
+        ("melbet", "4", "Arsenal FC", "Chelsea FC"),
+    )
+    result = CliRunner().invoke(main, ["match"], env={"ODDLY_HOME": str(tmp_path), "ODDLY_WAREHOUSE_URL": ""})
+    assert result.exit_code == 0, result.output
+    assert (
+        "3 bookmaker events → 2 canonical events, 1 listed at more than one book; 1 unmatched"
+        in result.output
+    )
+    assert "unmatched: 22bet 9 Chelsea v Arsenal: home and away swapped against another book" in result.output
