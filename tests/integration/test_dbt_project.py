@@ -136,6 +136,10 @@ def test_dbt_build_on_ingested_ticks(tmp_path: Path, target: str, request: pytes
     assert away["consensus_probability"] == pytest.approx(0.3125 / 1.0625)  # Pinnacle's, the only other book
     assert away["edge"] == pytest.approx(3.7 * 0.3125 / 1.0625 - 1)  # 22bet's away price beats it by 8.8 %
 
+    movements = warehouse.query("select * from marts.fct_line_movements where canonical_event_id = :e", match)
+    assert len(movements) == 6 and all(m["moves"] == 0 and m["change_5m"] == 0 for m in movements)
+    assert all(119 <= m["minutes_to_kick_off"] <= 121 for m in movements)
+
     value = warehouse.query("select * from marts.fct_value_bets where canonical_event_id = :e", match)
     assert [(r["bookmaker"], r["outcome"]) for r in value] == [("22bet", "away")]
     assert value[0]["edge"] == pytest.approx(3.7 * power["away"] - 1) and value[0]["edge"] >= 0.02
