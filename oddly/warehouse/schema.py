@@ -35,8 +35,24 @@ def _price_columns() -> list[sa.Column[object]]:
     ]
 
 
-# Change-only history: a row when a price first appears, changes, or changes status.
-odds_ticks = sa.Table("odds_ticks", metadata, *_price_columns())
+# Change-only history: a row when a price first appears, changes, or changes status. Each tick
+# carries the selection's price before it (null on its first tick), so a move is one row, and the
+# load sequence of the run that wrote it: writers are serialized, so `load_seq` only grows in
+# commit order and dbt's incremental models take the ticks past the highest one they have seen.
+odds_ticks = sa.Table(
+    "odds_ticks",
+    metadata,
+    *_price_columns(),
+    sa.Column("previous_price", sa.Double),
+    sa.Column("load_seq", sa.BigInteger),
+)
+
+# Columns added after the first release: (table, column, SQL type), added to older files on open.
+ADDED_COLUMNS: list[tuple[str, str, str]] = [
+    ("odds_ticks", "previous_price", "double precision"),
+    ("odds_ticks", "load_seq", "bigint"),
+    ("feed_runs", "load_seq", "bigint"),
+]
 
 # The last price and status of every selection: what the next run diffs against. Slim on
 # purpose, since every run rewrites part of it; the full row is the tick at (key, observed_at).
@@ -71,6 +87,7 @@ feed_runs = sa.Table(
     sa.Column("write_seconds", sa.Double, nullable=False),
     sa.Column("http_outcome", sa.Text, nullable=False),
     sa.Column("error", sa.Text),
+    sa.Column("load_seq", sa.BigInteger),
 )
 
 # Records a feed sent that could not become price rows, with the reason.

@@ -12,13 +12,14 @@ from __future__ import annotations
 import fcntl
 import io
 import json
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import pyarrow as pa
 import pyarrow.csv as pacsv
@@ -71,6 +72,7 @@ class FeedRunRecord:
     write_seconds: float
     http_outcome: str
     error: str | None
+    load_seq: int | None = None
 
 
 class Warehouse:
@@ -98,33 +100,20 @@ class Warehouse:
     @contextmanager
     def begin(self) -> Iterator[Connection]:
         """A connection in a transaction; commits on success, rolls back on any error."""
-        with self._exclusive(), self.engine.begin() as conn:
+        with self.exclusive(), self.engine.begin() as conn:
             yield conn
 
     @contextmanager
-    def _exclusive(self) -> Iterator[None]:
+    def exclusive(self) -> Iterator[None]:
+        """Hold the DuckDB file for this process (other processes wait; PostgreSQL: no-op).
+
+        Reentrant within a process, so a caller can hold it around a dbt build and still use
+        `begin()`; other threads of the process wait like other processes do."""
         if self._duckdb_path is None:
             yield
             return
-        self._duckdb_path.parent.mkdir(parents=True, exist_ok=True)
-        lock_path = self._duckdb_path.with_name(self._duckdb_path.name + ".lock")
-        with open(lock_path, "a") as handle:
-            deadline = time.monotonic() + self.lock_timeout_seconds
-            while True:
-                try:
-                    fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    break
-                except BlockingIOError:
-                    if time.monotonic() > deadline:
-                        raise WarehouseBusyError(
-                            f"warehouse {self._duckdb_path} is busy: another process has held it for "
-                            f"over {self.lock_timeout_seconds:.0f} s; nothing was written, try again"
-                        ) from None
-                    time.sleep(0.02)
-            try:
-                yield
-            finally:
-                fcntl.flock(handle, fcntl.LOCK_UN)
+        with _ProcessLock.held(self._duckdb_path, self.lock_timeout_seconds):
+            yield
 
     def ensure_schema(self) -> None:
         if self._schema_ready:
@@ -132,6 +121,10 @@ class Warehouse:
         with self.begin() as conn:
             conn.execute(sa.text(f"create schema if not exists {schema.RAW_SCHEMA}"))
             schema.metadata.create_all(conn)
+            for table, column, sql_type in schema.ADDED_COLUMNS:
+                conn.exec_driver_sql(
+                    f"alter table {schema.RAW_SCHEMA}.{table} add column if not exists {column} {sql_type}"
+                )
         self._schema_ready = True
 
     # --- writing -----------------------------------------------------------------------------
@@ -144,9 +137,13 @@ class Warehouse:
         t0 = time.perf_counter()
         with self.begin() as conn:
             if self.dialect == "postgresql":
-                # Runs of the same bookmaker must not diff against each other's half-written state.
-                conn.execute(sa.text("select pg_advisory_xact_lock(hashtext(:k))"), {"k": run.bookmaker})
-            ticks = self._append_changes(conn, prices) if prices.num_rows else 0
+                # One writer at a time, as on DuckDB: load_seq then grows in commit order, so an
+                # incremental dbt model never skips a run that committed after a later-numbered one.
+                conn.execute(sa.text("select pg_advisory_xact_lock(hashtext('oddly.raw.write'))"))
+            run.load_seq = int(
+                conn.execute(sa.text("select coalesce(max(load_seq), 0) + 1 from raw.feed_runs")).scalar_one()
+            )
+            ticks = self._append_changes(conn, prices, run.load_seq) if prices.num_rows else 0
             if rejects:
                 self.bulk_insert(conn, "raw.quarantine", _quarantine_table(rejects, run))
             run.ticks_written = ticks
@@ -154,7 +151,7 @@ class Warehouse:
             conn.execute(schema.feed_runs.insert().values(**asdict(run)))
         return ticks
 
-    def _append_changes(self, conn: Connection, prices: pa.Table) -> int:
+    def _append_changes(self, conn: Connection, prices: pa.Table, load_seq: int) -> int:
         """Ticks for the selections whose price or status differs from the stored latest one.
         `prices` holds one row per selection (see `oddly.validate.latest_per_selection`)."""
         self._load_temp(conn, "_incoming", prices.select(list(PRICE_COLUMNS)))
@@ -162,7 +159,7 @@ class Warehouse:
         conn.exec_driver_sql(
             f"""
             create temp table _changed as
-            select c.*
+            select c.*, l.price as previous_price
             from (select {_SELECTION_KEY[self.dialect]} as selection_key, * from _incoming) c
             left join raw.latest_prices l on l.selection_key = c.selection_key
             where l.price is null or l.price <> c.price or l.status <> c.status
@@ -170,8 +167,11 @@ class Warehouse:
         )
         changed: int = conn.exec_driver_sql("select count(*) from _changed").scalar_one()
         if changed:
-            keyed = f"selection_key, {_COLS}"
-            conn.exec_driver_sql(f"insert into raw.odds_ticks ({keyed}) select {keyed} from _changed")
+            keyed = f"selection_key, {_COLS}, previous_price"
+            conn.exec_driver_sql(
+                f"insert into raw.odds_ticks ({keyed}, load_seq) "
+                f"select {keyed}, {int(load_seq)} from _changed"
+            )
             conn.exec_driver_sql(
                 "delete from raw.latest_prices l using _changed c where l.selection_key = c.selection_key"
             )
@@ -283,6 +283,60 @@ class Warehouse:
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+class _ProcessLock:
+    """One flock per DuckDB file per process, counted: flock is per open file, so a second open
+    in the same process would wait for the first forever. Threads wait on a reentrant lock."""
+
+    _guard: ClassVar[threading.Lock] = threading.Lock()
+    _locks: ClassVar[dict[Path, _ProcessLock]] = {}
+
+    def __init__(self, path: Path) -> None:
+        self.lock_path = path.with_name(path.name + ".lock")
+        self.thread_lock = threading.RLock()
+        self.depth = 0
+        self.handle: Any = None
+
+    @classmethod
+    @contextmanager
+    def held(cls, path: Path, timeout: float) -> Iterator[None]:
+        with cls._guard:
+            lock = cls._locks.setdefault(path.resolve(), cls(path))
+        if not lock.thread_lock.acquire(timeout=timeout):
+            raise WarehouseBusyError(f"warehouse {path} is busy in this process for over {timeout:.0f} s")
+        try:
+            if lock.depth == 0:
+                lock.handle = _flock(lock.lock_path, timeout)
+            lock.depth += 1
+            try:
+                yield
+            finally:
+                lock.depth -= 1
+                if lock.depth == 0:
+                    fcntl.flock(lock.handle, fcntl.LOCK_UN)
+                    lock.handle.close()
+                    lock.handle = None
+        finally:
+            lock.thread_lock.release()
+
+
+def _flock(lock_path: Path, timeout: float) -> Any:
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    handle = open(lock_path, "a")  # noqa: SIM115 - closed by _ProcessLock when released
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return handle
+        except BlockingIOError:
+            if time.monotonic() > deadline:
+                handle.close()
+                raise WarehouseBusyError(
+                    f"warehouse {lock_path.with_suffix('')} is busy: another process has held it for "
+                    f"over {timeout:.0f} s; nothing was written, try again"
+                ) from None
+            time.sleep(0.02)
 
 
 def _make_engine(url: str) -> sa.Engine:

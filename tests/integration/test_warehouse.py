@@ -167,3 +167,60 @@ def test_duckdb_writers_in_parallel_processes_queue_instead_of_failing(tmp_path:
         written = pool.starmap(_write_in_process, [(url, f"run-{i}", 2.0 + i / 100) for i in range(8)])
     assert sorted(written) == [1] * 8
     assert Warehouse.from_url(url).count_ticks() == 8
+
+
+def test_ticks_carry_previous_price_and_a_growing_load_sequence(warehouse: Warehouse) -> None:
+    write(warehouse, FIRST, "r1", T0)
+    moved = prices(("1x2", "home", None, 3.6, "open"), ("1x2", "draw", None, 3.54, "suspended"))
+    write(warehouse, moved, "r2", T0 + timedelta(minutes=1))
+    write(warehouse, FIRST, "r3", T0 + timedelta(minutes=2))
+    rows = warehouse.query(
+        "select feed_run_id, price, previous_price, load_seq from raw.odds_ticks "
+        "where market = '1x2' and outcome in ('home', 'draw') order by outcome, load_seq"
+    )
+    assert [(r["feed_run_id"], r["price"], r["previous_price"], r["load_seq"]) for r in rows] == [
+        ("r1", 3.54, None, 1),
+        ("r2", 3.54, 3.54, 2),  # a status-only change keeps the price it had
+        ("r3", 3.54, 3.54, 3),
+        ("r1", 3.84, None, 1),
+        ("r2", 3.6, 3.84, 2),
+        ("r3", 3.84, 3.6, 3),
+    ]
+    runs = warehouse.query("select feed_run_id, load_seq from raw.feed_runs order by load_seq")
+    assert [(r["feed_run_id"], r["load_seq"]) for r in runs] == [("r1", 1), ("r2", 2), ("r3", 3)]
+
+
+def test_an_older_warehouse_file_gains_the_new_columns(tmp_path: Path) -> None:
+    import duckdb
+
+    path = tmp_path / "old.duckdb"
+    con = duckdb.connect(str(path))
+    con.execute("create schema raw")
+    con.execute(
+        "create table raw.odds_ticks (selection_key bigint, bookmaker text, source_event_id text, "
+        "sport text, league text, country text, home text, away text, starts_at timestamptz, "
+        "is_live boolean, market text, period text, line double, outcome text, price double, "
+        "status text, source_ts timestamptz, observed_at timestamptz, feed_run_id text)"
+    )
+    con.close()
+    wh = Warehouse.from_url(f"duckdb:///{path}")
+    write(wh, FIRST, "r1", T0)
+    assert wh.scalar("select max(load_seq) from raw.odds_ticks") == 1
+    wh.dispose()
+
+
+def test_the_file_lock_is_reentrant_in_a_process_and_shared_by_its_threads(tmp_path: Path) -> None:
+    import threading
+
+    wh = Warehouse.from_url(f"duckdb:///{tmp_path}/wh.duckdb")
+    order: list[str] = []
+    with wh.exclusive():
+        write(wh, FIRST, "r1", T0)  # begin() inside exclusive() does not wait for itself
+        other = threading.Thread(target=lambda: (wh.ensure_schema(), order.append("thread wrote")))
+        wh._schema_ready = False
+        other.start()
+        other.join(timeout=0.5)
+        order.append("holder done")
+    other.join(timeout=30)
+    assert order == ["holder done", "thread wrote"]
+    wh.dispose()
