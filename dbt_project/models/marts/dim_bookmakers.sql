@@ -1,6 +1,6 @@
 -- Every bookmaker seen, and whether it is a sharp reference (var `sharp_books`).
 with books as (
-    select distinct bookmaker from {{ ref('stg_raw__odds_ticks') }}
+    select distinct bookmaker from {{ ref('int_selection_state') }}
 )
 
 select

@@ -1,5 +1,6 @@
--- Fair (no-vig) probability per canonical outcome: from the sharp reference book(s), and from all
--- books together; `fct_divergence` holds the leave-one-out consensus each book is judged against.
+-- Fair (no-vig) probability per canonical outcome by the multiplicative, power and Shin methods:
+-- from the sharp reference book(s), and from all books together; `fct_divergence` holds, per
+-- book, the consensus of all the other books (leave-one-out) it is judged against.
 with no_vig as (
     select * from {{ ref('int_no_vig_by_book') }}
 ),
@@ -17,8 +18,10 @@ select
     count(*) as bookmakers,
     avg(no_vig.fair_probability_multiplicative) as fair_probability_all_multiplicative,
     avg(no_vig.fair_probability_power) as fair_probability_all_power,
+    avg(no_vig.fair_probability_shin) as fair_probability_all_shin,
     avg(case when books.is_sharp then no_vig.fair_probability_multiplicative end) as fair_probability_sharp_multiplicative,
     avg(case when books.is_sharp then no_vig.fair_probability_power end) as fair_probability_sharp_power,
+    avg(case when books.is_sharp then no_vig.fair_probability_shin end) as fair_probability_sharp_shin,
     min(no_vig.overround) as lowest_overround,
     avg(no_vig.overround) as mean_overround
 from no_vig

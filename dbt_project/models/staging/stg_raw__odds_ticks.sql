@@ -24,7 +24,9 @@ renamed as (
         status = 'suspended' as is_suspended,
         source_ts,
         observed_at,
-        feed_run_id
+        feed_run_id,
+        cast(previous_price as double precision) as previous_price,
+        coalesce(load_seq, 0) as load_seq
     from source
 )
 

@@ -1,0 +1,88 @@
+-- Where every selection stands: its last tick in full, plus what its history adds up to (opening
+-- price, range, tick and suspension counts). Incremental: a run reads only the ticks past the
+-- highest load sequence it has seen and folds them into the rows of the selections they touch,
+-- so a cycle costs the new ticks, not the history.
+{{
+    config(
+        materialized='incremental',
+        unique_key='selection_key',
+        incremental_strategy='delete+insert',
+        on_schema_change='fail',
+    )
+}}
+
+with new_ticks as (
+    select * from {{ ref('stg_raw__odds_ticks') }}
+    {% if is_incremental() %}
+    where load_seq > (select coalesce(max(last_load_seq), 0) from {{ this }})
+    {% endif %}
+),
+
+ranked as (
+    select
+        *,
+        row_number() over (partition by selection_key order by observed_at desc, load_seq desc) as newest_first
+    from new_ticks
+),
+
+folded as (
+    select
+        selection_key,
+        min(observed_at) as first_seen_at,
+        (array_agg(price order by observed_at, load_seq))[1] as opening_price,
+        min(price) as min_price,
+        max(price) as max_price,
+        count(*) as ticks,
+        sum(case when is_suspended then 1 else 0 end) as suspended_ticks,
+        max(load_seq) as last_load_seq
+    from new_ticks
+    group by selection_key
+),
+
+latest as (
+    select * from ranked where newest_first = 1
+)
+
+select
+    latest.selection_key,
+    latest.bookmaker,
+    latest.source_event_id,
+    latest.sport,
+    latest.league,
+    latest.country,
+    latest.home_team,
+    latest.away_team,
+    latest.starts_at,
+    latest.is_live,
+    latest.market,
+    latest.period,
+    latest.line,
+    latest.outcome,
+    latest.price,
+    latest.implied_probability,
+    latest.status,
+    latest.is_suspended,
+    latest.source_ts,
+    latest.observed_at,
+    latest.feed_run_id,
+    {% if is_incremental() %}
+    coalesce(previous.first_seen_at, folded.first_seen_at) as first_seen_at,
+    coalesce(previous.opening_price, folded.opening_price) as opening_price,
+    case when previous.min_price < folded.min_price then previous.min_price else folded.min_price end as min_price,
+    case when previous.max_price > folded.max_price then previous.max_price else folded.max_price end as max_price,
+    coalesce(previous.ticks, 0) + folded.ticks as ticks,
+    coalesce(previous.suspended_ticks, 0) + folded.suspended_ticks as suspended_ticks,
+    {% else %}
+    folded.first_seen_at,
+    folded.opening_price,
+    folded.min_price,
+    folded.max_price,
+    folded.ticks,
+    folded.suspended_ticks,
+    {% endif %}
+    folded.last_load_seq
+from latest
+inner join folded on latest.selection_key = folded.selection_key
+{% if is_incremental() %}
+left join {{ this }} as previous on latest.selection_key = previous.selection_key
+{% endif %}
