@@ -1,4 +1,5 @@
-"""`oddly dbt …`: dbt on the configured warehouse (project, profiles and target filled in)."""
+"""`oddly dbt …`: dbt on the configured warehouse (project, profiles and target filled in), as the
+one writer of the embedded warehouse, publishing the marts for readers when a build succeeds."""
 
 from __future__ import annotations
 
@@ -9,8 +10,34 @@ from pathlib import Path
 
 import click
 
-from oddly.config import get_settings
+from oddly.config import Settings, get_settings
 from oddly.warehouse.dbt_env import DBT_PROJECT_DIR, dbt_env
+from oddly.warehouse.snapshot import publish_snapshot, snapshot_path
+from oddly.warehouse.store import Warehouse
+
+# dbt commands that change the marts; readers get a new snapshot after each that succeeds.
+BUILDING_COMMANDS = {"build", "run", "seed", "snapshot"}
+
+
+def run_dbt(settings: Settings, args: tuple[str, ...]) -> int:
+    """Run dbt with the warehouse held (ingestion waits meanwhile) and publish on success."""
+    command = [
+        str(Path(sys.executable).parent / "dbt"),
+        *args,
+        "--project-dir",
+        str(DBT_PROJECT_DIR),
+        "--profiles-dir",
+        str(DBT_PROJECT_DIR),
+    ]
+    warehouse = Warehouse.from_settings(settings)
+    try:
+        with warehouse.exclusive():
+            code = subprocess.call(command, env={**os.environ, **dbt_env(settings)})
+            if code == 0 and args[0] in BUILDING_COMMANDS:
+                publish_snapshot(warehouse, snapshot_path(settings.home))
+        return code
+    finally:
+        warehouse.dispose()
 
 
 @click.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
@@ -18,14 +45,6 @@ from oddly.warehouse.dbt_env import DBT_PROJECT_DIR, dbt_env
 def dbt(args: tuple[str, ...]) -> None:
     """Run dbt on the configured warehouse (default: build).
 
-    Example: `oddly dbt build`, `oddly dbt test -s marts`."""
-    settings = get_settings()
-    command = [
-        str(Path(sys.executable).parent / "dbt"),
-        *(args or ("build",)),
-        "--project-dir",
-        str(DBT_PROJECT_DIR),
-        "--profiles-dir",
-        str(DBT_PROJECT_DIR),
-    ]
-    sys.exit(subprocess.call(command, env={**os.environ, **dbt_env(settings)}))
+    Example: `oddly dbt build`, `oddly dbt test -s marts`. On the embedded warehouse a successful
+    build or run also publishes the marts for the app and the bot ($ODDLY_HOME/published.duckdb)."""
+    sys.exit(run_dbt(get_settings(), args or ("build",)))

@@ -92,6 +92,13 @@ class Warehouse:
     def from_settings(cls, settings: Settings) -> Warehouse:
         return cls(settings.resolved_warehouse_url)
 
+    @property
+    def duckdb_path(self) -> Path:
+        """The DuckDB file (embedded mode only)."""
+        if self._duckdb_path is None:
+            raise ValueError(f"{self!r} is not a DuckDB warehouse")
+        return self._duckdb_path
+
     def __repr__(self) -> str:
         return f"Warehouse({self.engine.url.render_as_string(hide_password=True)})"
 

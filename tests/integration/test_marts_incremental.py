@@ -10,18 +10,18 @@ from pathlib import Path
 import httpx
 import pytest
 
-from oddly.config import FeedConfig, HttpPolicy, Settings
+from oddly.config import Settings
 from oddly.ingest import ingest_feeds
 from oddly.matching.run import update_event_map
-from oddly.simulator.config import DEFAULT_BOOKS, SimConfig
+from oddly.simulator.config import SimConfig
 from oddly.simulator.server import RunningSimulator, start_in_thread
 from oddly.warehouse.store import Warehouse
 from tests.integration.test_dbt_project import dbt
 from tests.marts_tables import assert_same_relation, read_relation, relations
+from tests.simulated import simulator_feeds
 
 pytestmark = pytest.mark.slow
 
-FAST = HttpPolicy(retries=1, backoff_seconds=0.01, timeout_seconds=5, requests_per_second=100)
 # The incremental models and everything built on them.
 INCREMENTAL = ["intermediate.int_selection_state", "intermediate.int_price_moves", "marts.fct_steam_moves"]
 
@@ -40,20 +40,6 @@ def sim() -> Iterator[RunningSimulator]:
         yield running
 
 
-def feeds(sim: RunningSimulator) -> list[FeedConfig]:
-    return [
-        FeedConfig(
-            name=f"sim_{book.name}",
-            agent="linefeed",
-            bookmaker=book.name,
-            base_url=f"{sim.url}/{book.name}",
-            http=FAST,
-            options={"prematch": True, "live": True},
-        )
-        for book in DEFAULT_BOOKS
-    ]
-
-
 def snapshot(warehouse: Warehouse) -> dict[str, object]:
     names = [f"marts.{t}" for t in relations(warehouse, "marts")] + INCREMENTAL[:2]
     return {name: read_relation(warehouse, name) for name in names}
@@ -67,7 +53,7 @@ def test_incremental_cycles_equal_a_full_refresh(
     settings = Settings(home=tmp_path, warehouse_url=url)
     warehouse = Warehouse.from_settings(settings)
     for cycle in range(3):
-        reports = ingest_feeds(feeds(sim), warehouse)
+        reports = ingest_feeds(simulator_feeds(sim), warehouse)
         assert all(r.status == "ok" for r in reports), [r.error for r in reports]
         update_event_map(warehouse)
         warehouse.dispose()

@@ -1,0 +1,106 @@
+"""Published marts: what readers (the Streamlit app, the bot) see on the embedded warehouse.
+
+DuckDB lets one process write a file, and a read-only open fails while it does; a reader that
+opened the warehouse itself would also see a mart half-way through a rebuild. So after each
+successful dbt build the writer — still holding the warehouse lock — copies the marts into a new
+DuckDB file and renames it over `$ODDLY_HOME/published.duckdb`. The rename is atomic: a reader opens
+either the previous complete snapshot or the new one, never a file being written, and an open
+reader keeps its snapshot (the old inode lives until it closes). No process ever writes the
+published file, so read-only opens never meet a lock.
+
+On PostgreSQL nothing is published: dbt replaces a table or applies an incremental delete+insert
+in one transaction, so readers see the old or the new rows, never a mix.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import duckdb
+
+from oddly.warehouse.store import Warehouse
+
+SNAPSHOT_FILE = "published.duckdb"  # not marts.duckdb: its catalog would shadow schema `marts`
+# The relations readers get: every table dbt built in these schemas.
+PUBLISHED_SCHEMAS = ("marts",)
+# Bookkeeping table in the snapshot: one row per published relation, with its row count.
+INFO_TABLE = "main.snapshot_info"
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    path: Path
+    published_at: datetime
+    load_seq: int
+    rows: dict[str, int]
+    seconds: float
+
+
+def snapshot_path(home: Path) -> Path:
+    return home / SNAPSHOT_FILE
+
+
+def publish_snapshot(warehouse: Warehouse, target: Path) -> Snapshot | None:
+    """Copy every table of the marts into a new file and move it over `target` atomically.
+
+    Returns None on PostgreSQL (readers read the warehouse itself there) and when no mart has
+    been built yet (readers keep being told so)."""
+    if warehouse.dialect != "duckdb":
+        return None
+    t0 = time.perf_counter()
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    staging.unlink(missing_ok=True)
+    with warehouse.exclusive():
+        source = duckdb.connect(str(warehouse.duckdb_path))
+        try:
+            rows, load_seq = _copy_marts(source, staging)
+        except BaseException:
+            staging.unlink(missing_ok=True)
+            raise
+        finally:
+            source.close()
+    if not rows:
+        staging.unlink(missing_ok=True)
+        return None
+    published_at = datetime.now(UTC)
+    _write_info(staging, rows, load_seq, published_at)
+    os.replace(staging, target)
+    return Snapshot(target, published_at, load_seq, rows, time.perf_counter() - t0)
+
+
+def _copy_marts(source: duckdb.DuckDBPyConnection, staging: Path) -> tuple[dict[str, int], int]:
+    schemas = ", ".join(f"'{s}'" for s in PUBLISHED_SCHEMAS)
+    relations = source.execute(
+        "select table_schema, table_name from information_schema.tables "
+        f"where table_schema in ({schemas}) and table_type = 'BASE TABLE' order by 1, 2"
+    ).fetchall()
+    load_seq = source.execute("select coalesce(max(load_seq), 0) from raw.feed_runs").fetchone()
+    source.execute(f"attach '{staging}' as published")
+    rows: dict[str, int] = {}
+    try:
+        for schema in PUBLISHED_SCHEMAS:
+            source.execute(f"create schema if not exists published.{schema}")
+        for schema, table in relations:
+            source.execute(f"create table published.{schema}.{table} as select * from {schema}.{table}")
+            count = source.execute(f"select count(*) from published.{schema}.{table}").fetchone()
+            rows[f"{schema}.{table}"] = int(count[0]) if count else 0
+    finally:
+        source.execute("detach published")
+    return rows, int(load_seq[0]) if load_seq else 0
+
+
+def _write_info(staging: Path, rows: dict[str, int], load_seq: int, published_at: datetime) -> None:
+    with duckdb.connect(str(staging)) as con:
+        con.execute(
+            f"create table {INFO_TABLE} (relation varchar, row_count bigint, load_seq bigint, "
+            "published_at timestamptz)"
+        )
+        con.executemany(
+            f"insert into {INFO_TABLE} values (?, ?, ?, ?)",
+            [(name, count, load_seq, published_at) for name, count in rows.items()],
+        )
