@@ -17,6 +17,8 @@ from oddly.warehouse.store import Warehouse
 
 # dbt commands that change the marts; readers get a new snapshot after each that succeeds.
 BUILDING_COMMANDS = {"build", "run", "seed", "snapshot"}
+# dbt commands that never open the warehouse, so they need not wait for it (`make install` parses).
+OFFLINE_COMMANDS = {"parse", "ls", "list", "deps", "clean", "init"}
 
 
 def run_dbt(settings: Settings, args: tuple[str, ...]) -> int:
@@ -29,11 +31,15 @@ def run_dbt(settings: Settings, args: tuple[str, ...]) -> int:
         "--profiles-dir",
         str(DBT_PROJECT_DIR),
     ]
+    env = {**os.environ, **dbt_env(settings)}
+    subcommand = next((a for a in args if not a.startswith("-")), "")
+    if subcommand in OFFLINE_COMMANDS:
+        return subprocess.call(command, env=env)
     warehouse = Warehouse.from_settings(settings)
     try:
         with warehouse.exclusive():
-            code = subprocess.call(command, env={**os.environ, **dbt_env(settings)})
-            if code == 0 and args[0] in BUILDING_COMMANDS:
+            code = subprocess.call(command, env=env)
+            if code == 0 and subcommand in BUILDING_COMMANDS:
                 publish_snapshot(warehouse, snapshot_path(settings.home))
         return code
     finally:
