@@ -16,9 +16,11 @@ def relations(warehouse: Warehouse, schema: str) -> list[str]:
     return [r["table_name"] for r in rows]
 
 
-def read_relation(warehouse: Warehouse, relation: str) -> pd.DataFrame:
-    """All rows of a relation, timestamps as UTC, in a stable order (sorted by every column)."""
+def read_relation(warehouse: Warehouse, relation: str, drop: list[str] | None = None) -> pd.DataFrame:
+    """All rows of a relation but the `drop` columns, timestamps as UTC, in a stable order (sorted
+    by every column)."""
     frame = pd.DataFrame(warehouse.query(f"select * from {relation}"))
+    frame = frame.drop(columns=drop or [], errors="ignore")
     if frame.empty:
         return frame
     for column in frame.columns:

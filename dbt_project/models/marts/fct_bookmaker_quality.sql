@@ -120,7 +120,8 @@ out_of_line as (
     select
         bookmaker,
         market,
-        avg(case when abs(probability_points) >= {{ var('out_of_line_points') }} then 1.0 else 0.0 end)
+        -- a double on both warehouses (PostgreSQL would average its numeric literals as numeric)
+        avg(cast(abs(probability_points) >= {{ var('out_of_line_points') }} as integer) * cast(1 as double precision))
             as out_of_line_share
     from {{ ref('fct_divergence') }}
     group by bookmaker, market
