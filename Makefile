@@ -6,9 +6,14 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# The dbt manifest Dagster loads its dbt assets from; parsed here, never when Dagster loads the code.
+MANIFEST := dbt_project/target/manifest.json
+# every file of the dbt project but what dbt itself writes there
+DBT_FILES := $(shell find dbt_project -type f -not -name '.*' -not -path 'dbt_project/target/*' \
+	-not -path 'dbt_project/logs/*' -not -path 'dbt_project/dbt_packages/*')
 PYTEST_ARGS ?=
 
-.PHONY: install demo test test-fast lint typecheck bench clean
+.PHONY: install manifest demo test test-fast lint typecheck bench clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -16,7 +21,12 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e ".[dev]"
 	@touch $(STAMP)
 
-install: $(STAMP)
+$(MANIFEST): $(STAMP) $(DBT_FILES)
+	$(BIN)/oddly dbt parse --quiet
+
+manifest: $(MANIFEST)
+
+install: $(STAMP) $(MANIFEST)
 
 demo: install
 	$(BIN)/oddly demo

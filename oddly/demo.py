@@ -102,7 +102,7 @@ def _interrupt(signum: int, frame: object) -> None:
 @click.option("--dagster-port", default=3000, show_default=True, help="Port of the Dagster UI.")
 @click.option("--ready-timeout", default=180.0, show_default=True, help="Seconds to wait for each service.")
 def demo(dagster_port: int, ready_timeout: float) -> None:
-    """Run the platform locally: simulator, Dagster (webserver + daemon with the feed sensors)."""
+    """Run the platform locally: simulator, Dagster (webserver + daemon with the feed and marts sensors)."""
     settings = get_settings()
     settings.home.mkdir(parents=True, exist_ok=True)
     write_dagster_yaml(settings)
@@ -120,7 +120,7 @@ def demo(dagster_port: int, ready_timeout: float) -> None:
         for service in running:
             click.echo(f"  {service.name:<10} {service.url}")
         click.echo(f"  warehouse  {settings.resolved_warehouse_url}")
-        click.echo("The feed sensors poll every 10 s; watch the runs in the Dagster UI.")
+        click.echo("The feed sensors poll every 10 s, the marts refresh after them; see the Dagster UI.")
         while all(s.process and s.process.poll() is None for s in running):
             time.sleep(1)
         dead = [s.name for s in running if s.process and s.process.poll() is not None]

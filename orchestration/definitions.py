@@ -7,11 +7,13 @@ import dagster as dg
 from oddly.config import get_settings
 from orchestration.ingestion.definitions import ingestion_definitions
 from orchestration.resources import resources_for
+from orchestration.warehouse.definitions import warehouse_definitions
 
 settings = get_settings()
 deployment = "server" if settings.warehouse_url else "embedded"
 
 defs = dg.Definitions.merge(
     ingestion_definitions(settings.config),
+    warehouse_definitions(settings.config),
     dg.Definitions(resources=resources_for(deployment)),
 )

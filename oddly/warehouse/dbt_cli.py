@@ -6,14 +6,12 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import click
 
 from oddly.config import Settings, get_settings
 from oddly.warehouse.dbt_env import DBT_PROJECT_DIR, dbt_env
-from oddly.warehouse.snapshot import publish_snapshot, snapshot_path
-from oddly.warehouse.store import Warehouse
+from oddly.warehouse.dbt_writer import DBT_EXECUTABLE, held_for_dbt
 
 # dbt commands that change the marts; readers get a new snapshot after each that succeeds.
 BUILDING_COMMANDS = {"build", "run", "seed", "snapshot"}
@@ -24,7 +22,7 @@ OFFLINE_COMMANDS = {"parse", "ls", "list", "deps", "clean", "init"}
 def run_dbt(settings: Settings, args: tuple[str, ...]) -> int:
     """Run dbt with the warehouse held (ingestion waits meanwhile) and publish on success."""
     command = [
-        str(Path(sys.executable).parent / "dbt"),
+        str(DBT_EXECUTABLE),
         *args,
         "--project-dir",
         str(DBT_PROJECT_DIR),
@@ -35,15 +33,11 @@ def run_dbt(settings: Settings, args: tuple[str, ...]) -> int:
     subcommand = next((a for a in args if not a.startswith("-")), "")
     if subcommand in OFFLINE_COMMANDS:
         return subprocess.call(command, env=env)
-    warehouse = Warehouse.from_settings(settings)
-    try:
-        with warehouse.exclusive():
-            code = subprocess.call(command, env=env)
-            if code == 0 and subcommand in BUILDING_COMMANDS:
-                publish_snapshot(warehouse, snapshot_path(settings.home))
-        return code
-    finally:
-        warehouse.dispose()
+    with held_for_dbt(settings) as held:
+        code = subprocess.call(command, env=env)
+        if code == 0 and subcommand in BUILDING_COMMANDS:
+            held.publish()
+    return code
 
 
 @click.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})

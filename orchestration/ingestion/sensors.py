@@ -4,15 +4,7 @@ import dagster as dg
 from dagster._core.definitions.unresolved_asset_job_definition import UnresolvedAssetJobDefinition
 
 from oddly.config import FeedConfig
-
-IN_FLIGHT = [
-    dg.DagsterRunStatus.QUEUED,
-    dg.DagsterRunStatus.NOT_STARTED,
-    dg.DagsterRunStatus.STARTING,
-    dg.DagsterRunStatus.STARTED,
-]
-# Dagster's daemon evaluates sensors every few seconds at best.
-MIN_INTERVAL_SECONDS = 5
+from orchestration.runs import IN_FLIGHT, MIN_INTERVAL_SECONDS
 
 
 def build_feed_sensor(feed: FeedConfig, job: UnresolvedAssetJobDefinition) -> dg.SensorDefinition:

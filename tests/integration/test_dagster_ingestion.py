@@ -69,7 +69,8 @@ def test_the_code_location_loads_with_an_asset_job_sensor_and_checks_per_feed() 
         assert repo.has_job(f"ingest_{name}")
         assert repo.has_sensor_def(f"poll_{name}")
         assert defs.get_assets_def(dg.AssetKey(["raw", "feed", name])) is not None
-    check_keys = {k.name for k in defs.resolve_asset_graph().asset_check_keys}
+    feed_keys = {dg.AssetKey(["raw", "feed", name]) for name in names}
+    check_keys = {k.name for k in defs.resolve_asset_graph().asset_check_keys if k.asset_key in feed_keys}
     assert check_keys == {"prices_above_one", "fresh"}
 
 

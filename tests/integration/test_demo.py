@@ -1,5 +1,6 @@
 """`oddly demo` (what `make demo` runs) end to end: the simulator and Dagster start, print their
-URLs, the sensors poll every feed by themselves into the warehouse, and Ctrl-C stops it all."""
+URLs, the sensors poll every feed by themselves into the warehouse and refresh the marts after it
+(published for readers), and Ctrl-C stops it all."""
 
 from __future__ import annotations
 
@@ -15,6 +16,8 @@ import httpx
 import pytest
 
 from oddly.config import REPO_ROOT, get_settings
+from oddly.warehouse.reader import MartsReader
+from oddly.warehouse.snapshot import snapshot_path
 from oddly.warehouse.store import Warehouse
 
 pytestmark = pytest.mark.slow
@@ -26,7 +29,17 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def test_demo_runs_the_platform_and_the_sensors_ingest_every_feed(tmp_path: Path) -> None:
+def published_prices(home: Path) -> int:
+    """Rows of marts.fct_prices_current in the published snapshot (0 before the first refresh)."""
+    if not snapshot_path(home).exists():
+        return 0
+    info = MartsReader(warehouse_url=None, home=home).published()
+    return int(dict(zip(info["relation"], info["row_count"], strict=True)).get("marts.fct_prices_current", 0))
+
+
+def test_demo_runs_the_platform_and_the_sensors_ingest_every_feed_and_refresh_the_marts(
+    tmp_path: Path,
+) -> None:
     sim_port, dagster_port = free_port(), free_port()
     env = {**os.environ, "ODDLY_HOME": str(tmp_path), "ODDLY_SIMULATOR_PORT": str(sim_port)}
     env.pop("ODDLY_WAREHOUSE_URL", None)
@@ -44,14 +57,17 @@ def test_demo_runs_the_platform_and_the_sensors_ingest_every_feed(tmp_path: Path
     try:
         deadline = time.monotonic() + 240
         ok: set[str] = set()
-        while time.monotonic() < deadline and ok != feeds:
+        prices = 0
+        while time.monotonic() < deadline and (ok != feeds or not prices):
             assert demo.poll() is None, (tmp_path / "demo.log").read_text()[-3000:]
             if (tmp_path / "warehouse.duckdb").exists():
                 runs = Warehouse.from_url(f"duckdb:///{tmp_path}/warehouse.duckdb").feed_runs(limit=500)
                 ok = {r["feed"] for r in runs if r["status"] == "ok" and r["ticks_written"] > 0}
+            prices = published_prices(tmp_path)
             time.sleep(3)
         output = (tmp_path / "demo.log").read_text()
         assert ok == feeds, output[-3000:]
+        assert prices > 0, f"the marts were never refreshed and published:\n{output[-3000:]}"
         assert f"simulator  http://127.0.0.1:{sim_port}" in output
         assert f"dagster    http://127.0.0.1:{dagster_port}" in output
         assert httpx.get(f"http://127.0.0.1:{dagster_port}/server_info", timeout=10).status_code == 200
