@@ -48,6 +48,8 @@ OUTCOMES = {"H": "home", "D": "draw", "A": "away"}
 MATCH = ["league", "home_team", "away_team"]
 # The marts these checks read, with everything they are built from (and their dbt tests).
 SELECT = ("--select", "+fct_prices_current", "+fct_arbitrage", "+fct_consensus", "+dim_events")
+# A season of finished matches: every event counts, not only those around the newest tick.
+ALL_EVENTS = ("--vars", "{active_hours_after_kick_off: null}")
 # Best prices adding up to exactly 100 % are no arbitrage; float sums of such a set land within this
 # of 1 on either side (Guingamp v Clermont at close: 1/1.68 + 1/4.2 + 1/6 = 1).
 TIE = 1e-9
@@ -197,7 +199,7 @@ def phases(
             warehouse = Warehouse.from_settings(settings)
             report = import_files(warehouse, paths, [observation])
             warehouse.dispose()
-            built = dbt(settings, "build", *SELECT)
+            built = dbt(settings, "build", *SELECT, *ALL_EVENTS)
             assert built.returncode == 0, built.stdout[-3000:]
             result[observation] = read_phase(warehouse, report, built.stdout)
             warehouse.dispose()

@@ -1,10 +1,11 @@
 -- Significant price moves: ticks of an open selection whose implied probability moved by at least
--- var `significant_move_points` from the price before it. Incremental on the load sequence.
+-- var `significant_move_points` from the price before it. Incremental on the load sequence: a run
+-- appends the moves of the ticks past the highest load it holds (none of them can be there yet,
+-- so nothing is looked up or deleted), keeping the table in load order for range scans.
 {{
     config(
         materialized='incremental',
-        unique_key=['selection_key', 'load_seq'],
-        incremental_strategy='delete+insert',
+        incremental_strategy='append',
         on_schema_change='fail',
     )
 }}

@@ -1,5 +1,11 @@
--- The latest tick of every selection, with the canonical event it belongs to.
-with state as (
+-- The latest tick of every selection of an active event, with the canonical event it belongs to.
+-- Active: kicked off at most var `active_hours_after_kick_off` hours before the newest tick (so
+-- upcoming and in play; null: every event). The current-state marts read this table, so a cycle
+-- costs the events on offer, not the history; int_selection_state keeps every selection.
+{{ config(materialized='table') }}
+
+-- Not materialized: read twice (rows and newest tick), it would otherwise be copied in full first.
+with state as not materialized (
     select * from {{ ref('int_selection_state') }}
 ),
 
@@ -14,3 +20,7 @@ from state
 left join event_map
     on state.bookmaker = event_map.bookmaker
     and state.source_event_id = event_map.source_event_id
+{% if var('active_hours_after_kick_off') is not none %}
+where state.starts_at > (select max(observed_at) from state)
+    - interval '{{ var("active_hours_after_kick_off") }} hours'
+{% endif %}

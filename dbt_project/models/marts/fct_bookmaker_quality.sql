@@ -66,14 +66,17 @@ staleness_by_book as (
     group by bookmaker, market
 ),
 
--- Lag behind the sharp reference: for each significant sharp move, this book's first move of the
--- same outcome the same way within var `follow_window_minutes`.
+-- Lag behind the sharp reference: for each significant sharp move of the last var
+-- `quality_window_hours` hours (to the newest price), this book's first move of the same outcome
+-- the same way within var `follow_window_minutes`. A window, so a cycle reads recent moves only.
 moves as (
     select moves.*, event_map.canonical_event_id
     from {{ ref('int_price_moves') }} as moves
     inner join {{ ref('stg_raw__event_map') }} as event_map
         on moves.bookmaker = event_map.bookmaker
         and moves.source_event_id = event_map.source_event_id
+    where moves.observed_at > (select max(observed_at) from state)
+        - interval '{{ var("quality_window_hours") }} hours'
 ),
 
 sharp_moves as (

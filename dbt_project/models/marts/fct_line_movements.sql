@@ -7,6 +7,8 @@
 -- the last 2 hours: the price in force at a window's start is the last tick at or before it, or,
 -- when every recent tick is later, the price before the first of them (each tick carries its
 -- previous price), or the current price when nothing moved.
+{%- set tick_order = ['recent_ticks.observed_at', 'recent_ticks.load_seq'] %}
+
 with state as (
     select * from {{ ref('int_prices_current') }}
 ),
@@ -24,12 +26,12 @@ recent_ticks as (
 windows as (
     select
         recent_ticks.selection_key,
-        (array_agg(recent_ticks.price order by recent_ticks.observed_at desc, recent_ticks.load_seq desc)
-            filter (where recent_ticks.observed_at <= clock.as_of - interval '5 minutes'))[1] as last_before_5m,
-        (array_agg(recent_ticks.price order by recent_ticks.observed_at desc, recent_ticks.load_seq desc)
-            filter (where recent_ticks.observed_at <= clock.as_of - interval '30 minutes'))[1] as last_before_30m,
-        (array_agg(coalesce(recent_ticks.previous_price, recent_ticks.price)
-            order by recent_ticks.observed_at, recent_ticks.load_seq))[1] as price_before_window
+        {{ last_by('recent_ticks.price', tick_order,
+                   where="recent_ticks.observed_at <= clock.as_of - interval '5 minutes'") }} as last_before_5m,
+        {{ last_by('recent_ticks.price', tick_order,
+                   where="recent_ticks.observed_at <= clock.as_of - interval '30 minutes'") }} as last_before_30m,
+        {{ first_by('coalesce(recent_ticks.previous_price, recent_ticks.price)', tick_order) }}
+            as price_before_window
     from recent_ticks
     cross join clock
     group by recent_ticks.selection_key

@@ -3,19 +3,26 @@
 -- is reported at its first mover; a qualifying start within the window after a reported one is
 -- part of it, not a new steam.
 --
--- Incremental by outcome: a run recomputes, over their whole move history, only the outcomes
--- (and directions) that new moves touched, and replaces their rows, so its result equals a full
--- refresh while its cost is the touched outcomes' moves.
+-- Incremental: new moves touch some outcomes (and directions). A steam depends only on the moves in
+-- its own window and in the window before it, so of the touched outcomes' steams only those
+-- starting at most one window before the earliest new move can change: a run recomputes them from
+-- the moves since two windows before it and replaces them (keyed by steam_id and started_at, so the
+-- table is read by its start times, never as a whole). A stored steam the recomputation no longer
+-- finds (a new earlier start absorbed it) comes back as a tombstone, which the post-hook deletes in
+-- the same transaction. The result equals a full refresh; a cycle costs the recent moves.
 {{
     config(
         materialized='incremental',
-        unique_key='steam_group_key',
+        unique_key=['steam_id', 'started_at'],
         incremental_strategy='delete+insert',
         on_schema_change='fail',
+        post_hook='delete from {{ this }} where books is null',
     )
 }}
 
-with moves as (
+-- Not materialized (DuckDB and PostgreSQL): each reader's filter on load_seq or observed_at then
+-- reaches the scan of int_price_moves, instead of every move ever being keyed first.
+with moves as not materialized (
     select
         moves.*,
         event_map.canonical_event_id
@@ -25,26 +32,59 @@ with moves as (
         and moves.source_event_id = event_map.source_event_id
 ),
 
-keyed as (
-    select *, {{ steam_group_key('') }} as steam_group_key
+-- The window's time bucket: a follower is in its anchor's bucket or the next one.
+keyed as not materialized (
+    select
+        *,
+        {{ steam_group_key('') }} as steam_group_key,
+        cast(floor(extract(epoch from observed_at) / {{ 60 * var('steam_window_minutes') }}) as bigint)
+            as window_bucket
     from moves
 ),
 
 {% if is_incremental() %}
-touched as (
-    select distinct steam_group_key
-    from keyed
+new_moves as (
+    select * from keyed
     where load_seq > (select coalesce(max(processed_load_seq), 0) from {{ this }})
 ),
 
+touched as (
+    select distinct steam_group_key from new_moves
+),
+
+recompute as (
+    select min(observed_at) - interval '{{ 2 * var("steam_window_minutes") }} minutes' as since_moves,
+        min(observed_at) - interval '{{ var("steam_window_minutes") }} minutes' as since_starts
+    from new_moves
+),
+
 group_moves as (
-    select keyed.* from keyed inner join touched on keyed.steam_group_key = touched.steam_group_key
+    select keyed.*
+    from keyed
+    inner join touched on keyed.steam_group_key = touched.steam_group_key
+    where keyed.observed_at >= (select since_moves from recompute)
+),
+
+-- The stored steams being replaced (filtered on the start time first: a narrow column).
+replaced as (
+    select *
+    from {{ this }}
+    where started_at >= (select since_starts from recompute)
+        and steam_group_key in (select steam_group_key from touched)
 ),
 {% else %}
 group_moves as (
     select * from keyed
 ),
 {% endif %}
+
+-- Each move as a candidate first mover, once for its own window bucket and once for the next, so
+-- the join compares moves of nearby buckets only, not every pair of an outcome's moves.
+anchors as (
+    select group_moves.*, group_moves.window_bucket + shifts.shift as follower_bucket
+    from group_moves
+    cross join (select 0 as shift union all select 1) as shifts
+),
 
 -- Each move as a candidate first mover, with every book's first same-way move in its window.
 followers as (
@@ -60,10 +100,11 @@ followers as (
         anchor.bookmaker as first_bookmaker,
         follower.bookmaker,
         min(follower.observed_at) as moved_at,
-        (array_agg(follower.probability_points order by follower.observed_at))[1] as probability_points
-    from group_moves as anchor
+        {{ first_by('follower.probability_points', ['follower.observed_at']) }} as probability_points
+    from anchors as anchor
     inner join group_moves as follower
         on anchor.steam_group_key = follower.steam_group_key
+        and anchor.follower_bucket = follower.window_bucket
         and (follower.observed_at > anchor.observed_at
              or (follower.observed_at = anchor.observed_at and follower.bookmaker >= anchor.bookmaker))
         and follower.observed_at <= anchor.observed_at + interval '{{ var("steam_window_minutes") }} minutes'
@@ -113,25 +154,47 @@ steams as (
 
 books as (
     select * from {{ ref('dim_bookmakers') }}
+),
+
+found as (
+    select
+        steams.steam_group_key || '|'
+            || cast(cast(round(extract(epoch from steams.started_at) * 1000) as bigint) as varchar) as steam_id,
+        steams.steam_group_key,
+        steams.canonical_event_id,
+        steams.market,
+        steams.period,
+        steams.line,
+        steams.outcome,
+        steams.direction,
+        steams.started_at,
+        steams.last_moved_at,
+        steams.first_bookmaker,
+        coalesce(books.is_sharp, false) as first_mover_is_sharp,
+        steams.books,
+        steams.bookmakers,
+        steams.mean_probability_points,
+        (select max(load_seq) from {{ ref('int_price_moves') }}) as processed_load_seq
+    from steams
+    left join books on steams.first_bookmaker = books.bookmaker
+    {% if is_incremental() %}
+    where steams.started_at >= (select since_starts from recompute)
+    {% endif %}
 )
 
+select * from found
+{% if not is_incremental() %}
+-- In start order (later runs append recent steams): the replaced steams are then read by zone maps.
+order by started_at
+{% else %}
+
+union all
+
+-- Tombstones: replaced steams not found again.
 select
-    steams.steam_group_key || '|' || cast(cast(round(extract(epoch from steams.started_at) * 1000) as bigint) as varchar)
-        as steam_id,
-    steams.steam_group_key,
-    steams.canonical_event_id,
-    steams.market,
-    steams.period,
-    steams.line,
-    steams.outcome,
-    steams.direction,
-    steams.started_at,
-    steams.last_moved_at,
-    steams.first_bookmaker,
-    coalesce(books.is_sharp, false) as first_mover_is_sharp,
-    steams.books,
-    steams.bookmakers,
-    steams.mean_probability_points,
-    (select max(load_seq) from {{ ref('int_price_moves') }}) as processed_load_seq
-from steams
-left join books on steams.first_bookmaker = books.bookmaker
+    steam_id, steam_group_key, canonical_event_id, market, period, line, outcome, direction, started_at,
+    last_moved_at, first_bookmaker, first_mover_is_sharp, cast(null as bigint) as books, bookmakers,
+    mean_probability_points, processed_load_seq
+from replaced
+where steam_id not in (select steam_id from found)
+{% endif %}
