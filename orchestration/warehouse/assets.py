@@ -19,8 +19,10 @@ from orchestration.warehouse.dbt_project import DBT_PROJECT, OddlyDbtTranslator,
 
 EVENT_MAP_KEY = dg.AssetKey(["raw", "event_map"])
 ODDS_TICKS_KEY = dg.AssetKey(["raw", "odds_ticks"])
-# Each cycle builds the models and runs their data tests; unit tests check the SQL and belong to CI.
-DBT_BUILD = ["build", "--exclude-resource-type", "unit_test"]
+# Each cycle builds the models and runs their data tests (the `checks` selector of
+# dbt_project/selectors.yml); unit tests check the SQL and belong to CI, and the tests over the whole
+# raw history (tag raw_history) are for a daily `oddly dbt test --selector raw_history`.
+DBT_BUILD = ["build", "--exclude-resource-type", "unit_test", "--exclude", "tag:raw_history"]
 # Unmatched and ambiguous events shown in the matching asset's metadata.
 EXAMPLES = 8
 

@@ -10,13 +10,17 @@
     )
 }}
 
+{% if is_incremental() %}
+{%- set watermark = query_value('select coalesce(max(load_seq), 0) from ' ~ this) %}
+{%- endif %}
+
 with ticks as (
     select * from {{ ref('stg_raw__odds_ticks') }}
     where previous_price is not null
         and not is_suspended
         and abs(1.0 / price - 1.0 / previous_price) * 100 >= {{ var('significant_move_points') }}
     {% if is_incremental() %}
-        and load_seq > (select coalesce(max(load_seq), 0) from {{ this }})
+        and load_seq > {{ watermark }}
     {% endif %}
 )
 

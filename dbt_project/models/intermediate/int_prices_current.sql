@@ -4,9 +4,17 @@
 -- costs the events on offer, not the history; int_selection_state keeps every selection.
 {{ config(materialized='table') }}
 
--- Not materialized: read twice (rows and newest tick), it would otherwise be copied in full first.
-with state as not materialized (
+{%- set active_hours = var('active_hours_after_kick_off') %}
+{%- if active_hours is not none %}
+{#- A literal, so the scan of int_selection_state (clustered by kick-off) skips finished events. #}
+{%- set newest = query_value('select extract(epoch from max(observed_at)) from ' ~ ref('int_selection_state')) %}
+{%- endif %}
+
+with state as (
     select * from {{ ref('int_selection_state') }}
+    {% if active_hours is not none %}
+    where starts_at > to_timestamp({{ newest }} - {{ 3600 * active_hours }})
+    {% endif %}
 ),
 
 event_map as (
@@ -20,7 +28,3 @@ from state
 left join event_map
     on state.bookmaker = event_map.bookmaker
     and state.source_event_id = event_map.source_event_id
-{% if var('active_hours_after_kick_off') is not none %}
-where state.starts_at > (select max(observed_at) from state)
-    - interval '{{ var("active_hours_after_kick_off") }} hours'
-{% endif %}

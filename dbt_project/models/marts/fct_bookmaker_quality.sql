@@ -1,6 +1,8 @@
 -- How good each bookmaker's lines are, per market: its margin, how stale its prices get while
 -- others move, how long it takes to follow the sharp reference, how often it suspends, and how
 -- often its prices are out of line with the other books.
+{%- set newest = query_value('select extract(epoch from max(observed_at)) from ' ~ ref('int_prices_current')) %}
+
 with state as (
     select * from {{ ref('int_prices_current') }}
 ),
@@ -75,8 +77,7 @@ moves as (
     inner join {{ ref('stg_raw__event_map') }} as event_map
         on moves.bookmaker = event_map.bookmaker
         and moves.source_event_id = event_map.source_event_id
-    where moves.observed_at > (select max(observed_at) from state)
-        - interval '{{ var("quality_window_hours") }} hours'
+    where moves.observed_at > to_timestamp({{ newest }} - {{ 3600 * var('quality_window_hours') }})
 ),
 
 sharp_moves as (

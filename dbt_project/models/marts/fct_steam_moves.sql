@@ -20,9 +20,17 @@
     )
 }}
 
--- Not materialized (DuckDB and PostgreSQL): each reader's filter on load_seq or observed_at then
--- reaches the scan of int_price_moves, instead of every move ever being keyed first.
-with moves as not materialized (
+{% if is_incremental() %}
+{#- The highest move folded in, and the second of the earliest new move past it: literals, so the
+    scans below read the recent moves only (by zone maps on DuckDB, where moves are stored in time
+    order). The whole second keeps the bounds exact; starting up to a second early recomputes a
+    little more, with the moves it needs. #}
+{%- set watermark = query_value('select coalesce(max(processed_load_seq), 0) from ' ~ this) %}
+{%- set first_new = query_value('select floor(extract(epoch from min(observed_at))) from '
+                                ~ ref('int_price_moves') ~ ' where load_seq > ' ~ watermark) %}
+{%- endif %}
+
+with moves as (
     select
         moves.*,
         event_map.canonical_event_id
@@ -30,10 +38,15 @@ with moves as not materialized (
     inner join {{ ref('stg_raw__event_map') }} as event_map
         on moves.bookmaker = event_map.bookmaker
         and moves.source_event_id = event_map.source_event_id
+    {% if is_incremental() %}
+    -- The moves a recomputed steam can reach: from two windows before the earliest new move (none
+    -- when nothing moved: null compares to nothing).
+    where moves.observed_at >= to_timestamp({{ first_new }} - {{ 120 * var('steam_window_minutes') }})
+    {% endif %}
 ),
 
 -- The window's time bucket: a follower is in its anchor's bucket or the next one.
-keyed as not materialized (
+keyed as (
     select
         *,
         {{ steam_group_key('') }} as steam_group_key,
@@ -44,32 +57,24 @@ keyed as not materialized (
 
 {% if is_incremental() %}
 new_moves as (
-    select * from keyed
-    where load_seq > (select coalesce(max(processed_load_seq), 0) from {{ this }})
+    select * from keyed where load_seq > {{ watermark }}
 ),
 
 touched as (
     select distinct steam_group_key from new_moves
 ),
 
-recompute as (
-    select min(observed_at) - interval '{{ 2 * var("steam_window_minutes") }} minutes' as since_moves,
-        min(observed_at) - interval '{{ var("steam_window_minutes") }} minutes' as since_starts
-    from new_moves
-),
-
 group_moves as (
     select keyed.*
     from keyed
     inner join touched on keyed.steam_group_key = touched.steam_group_key
-    where keyed.observed_at >= (select since_moves from recompute)
 ),
 
 -- The stored steams being replaced (filtered on the start time first: a narrow column).
 replaced as (
     select *
     from {{ this }}
-    where started_at >= (select since_starts from recompute)
+    where started_at >= to_timestamp({{ first_new }} - {{ 60 * var('steam_window_minutes') }})
         and steam_group_key in (select steam_group_key from touched)
 ),
 {% else %}
@@ -178,7 +183,7 @@ found as (
     from steams
     left join books on steams.first_bookmaker = books.bookmaker
     {% if is_incremental() %}
-    where steams.started_at >= (select since_starts from recompute)
+    where steams.started_at >= to_timestamp({{ first_new }} - {{ 60 * var('steam_window_minutes') }})
     {% endif %}
 )
 
