@@ -46,6 +46,7 @@ test-fast: install
 
 bench: install
 	$(BIN)/oddly bench ingest
+	$(BIN)/oddly bench marts --ticks 10000000
 
 clean:
 	rm -rf .oddly .pytest_cache .mypy_cache .ruff_cache

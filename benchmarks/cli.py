@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from benchmarks.ingest import ingest
+from benchmarks.marts import marts
 
 
 @click.group()
@@ -13,3 +14,4 @@ def bench() -> None:
 
 
 bench.add_command(ingest)
+bench.add_command(marts)

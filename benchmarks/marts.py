@@ -1,0 +1,193 @@
+"""`oddly bench marts`: the dbt cycle after each ingestion, on a long tick history (issue 3, item 8).
+
+Builds a DuckDB warehouse holding N ticks of simulated history (`benchmarks.history`), times a
+full refresh of the dbt project, then a few cycles of: ingest 100,000 new ticks through the
+ingestion's write path, run the cycle the platform runs after each ingestion (`dbt run --selector
+ingest_cycle`, see dbt_project/selectors.yml), and last the data tests that run apart from the
+cycle (`checks` every few minutes, `raw_history` daily). dbt runs as `oddly dbt` runs it: the dbt
+CLI in a child process on the configured warehouse; peak RSS is that child's (DuckDB runs in it).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import click
+import numpy as np
+
+from benchmarks.history import DAY, TICKS_PER_DAY, ingest_round, simulate, write
+from oddly.config import Settings
+from oddly.warehouse.dbt_env import DBT_PROJECT_DIR, dbt_env
+from oddly.warehouse.store import Warehouse
+
+FULL_REFRESH = ("run", "--full-refresh")
+CYCLE = ("run", "--selector", "ingest_cycle")
+CHECKS = ("test", "--selector", "checks")
+RAW_HISTORY_CHECKS = ("test", "--selector", "raw_history")
+
+
+@dataclass
+class DbtRun:
+    seconds: float  # wall time of the dbt process, start-up included
+    dbt_seconds: float  # dbt's own elapsed time (run_results.json), without Python start-up
+    peak_rss_mb: float
+    nodes: dict[str, float] = field(default_factory=dict)  # slowest nodes, seconds
+
+
+@contextmanager
+def _home(home: Path | None) -> Iterator[Path]:
+    """The given ODDLY_HOME, or a temporary one removed afterwards (it holds gigabytes)."""
+    if home is not None:
+        home.mkdir(parents=True, exist_ok=True)
+        yield home
+        return
+    root = Path(tempfile.mkdtemp(prefix="oddly-bench-marts-"))
+    try:
+        yield root
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def _peak_rss_kb(pid: int) -> int:
+    """A process's peak RSS so far (VmHWM: its own, not its parent's before exec; 0 once gone)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return 0
+    return next((int(line.split()[1]) for line in status.splitlines() if line.startswith("VmHWM:")), 0)
+
+
+def run_dbt(settings: Settings, *args: str) -> DbtRun:
+    """dbt in a child process, as `oddly dbt` runs it, with its peak RSS (sampled every 10 ms)."""
+    command = [
+        str(Path(sys.executable).parent / "dbt"),
+        *args,
+        "--project-dir",
+        str(DBT_PROJECT_DIR),
+        "--profiles-dir",
+        str(DBT_PROJECT_DIR),
+        "--target-path",
+        str(settings.home / "dbt_target"),
+        "--log-path",
+        str(settings.home / "dbt_logs"),
+    ]
+    log = settings.home / "dbt_output.log"
+    t0 = time.perf_counter()
+    peak_kb = 0
+    with open(log, "w") as out:
+        process = subprocess.Popen(command, env={**os.environ, **dbt_env(settings)}, stdout=out, stderr=out)
+        while process.poll() is None:
+            peak_kb = max(peak_kb, _peak_rss_kb(process.pid))
+            time.sleep(0.01)  # the wall time is then at most 10 ms long
+    seconds = time.perf_counter() - t0
+    if process.returncode:
+        tail = log.read_text()[-3000:]
+        raise click.ClickException(f"dbt {' '.join(args)} failed:\n{tail}")
+    results = json.loads((settings.home / "dbt_target" / "run_results.json").read_text())
+    timings = {r["unique_id"].split(".")[-1]: r["execution_time"] for r in results["results"]}
+    slowest = dict(sorted(timings.items(), key=lambda item: -item[1])[:6])
+    return DbtRun(
+        seconds=seconds,
+        dbt_seconds=results["elapsed_time"],
+        peak_rss_mb=peak_kb / 1024,
+        nodes={name: round(s, 3) for name, s in slowest.items()},
+    )
+
+
+def _warehouse_mb(settings: Settings) -> float:
+    files = [settings.duckdb_path, settings.duckdb_path.with_name(settings.duckdb_path.name + ".wal")]
+    return sum(f.stat().st_size for f in files if f.exists()) / 1e6
+
+
+@click.command()
+@click.option("--ticks", default=10_000_000, show_default=True, help="Ticks of simulated history.")
+@click.option("--new-ticks", default=100_000, show_default=True, help="Ticks ingested before each cycle.")
+@click.option("--cycles", default=5, show_default=True, help="Timed cycles; median, min and max reported.")
+@click.option(
+    "--interval",
+    type=float,
+    default=None,
+    help="Simulated seconds between ingestion rounds; default: the time the simulated market takes to "
+    "make --new-ticks ticks (about 1.8 h for 100,000), so each cycle's recent windows hold its own ticks.",
+)
+@click.option("--seed", default=7, show_default=True)
+@click.option(
+    "--home",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="ODDLY_HOME to build the warehouse in (kept); default: a temporary one, removed after.",
+)
+def marts(
+    ticks: int, new_ticks: int, cycles: int, interval: float | None, seed: int, home: Path | None
+) -> None:
+    """dbt marts on a long history: full refresh, then incremental cycles after each ingestion.
+
+    Generates `--ticks` ticks of simulated history into a DuckDB warehouse, times `dbt run
+    --full-refresh`, then `--cycles` times ingests `--new-ticks` new ticks and times the cycle
+    (`dbt run --selector ingest_cycle`), and last the data tests run apart from it. Prints one
+    JSON line.
+    """
+    interval = interval if interval is not None else new_ticks / TICKS_PER_DAY * DAY
+    with _home(home) as root:
+        settings = Settings(home=root, warehouse_url=None)
+        if settings.duckdb_path.exists():
+            raise click.ClickException(f"{settings.duckdb_path} exists; give an empty --home")
+        warehouse = Warehouse.from_settings(settings)
+        t0 = time.perf_counter()
+        history = simulate(ticks, seed, datetime.now(UTC))
+        history_days = history.last_s / DAY
+        write(warehouse, history)
+        generation_s = time.perf_counter() - t0
+        generation_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        full = run_dbt(settings, *FULL_REFRESH)
+        rng = np.random.default_rng(seed + 1)
+        ingest_s, runs, written = [], [], 0
+        for _ in range(cycles):
+            t1 = time.perf_counter()
+            written = ingest_round(warehouse, history, rng, new_ticks, history.last_s + interval)
+            ingest_s.append(time.perf_counter() - t1)
+            runs.append(run_dbt(settings, *CYCLE))
+        checks = run_dbt(settings, *CHECKS)
+        raw_checks = run_dbt(settings, *RAW_HISTORY_CHECKS)
+        median = sorted(runs, key=lambda r: r.seconds)[len(runs) // 2]
+        click.echo(
+            json.dumps(
+                {
+                    "benchmark": "marts",
+                    "ticks": history.tick_count,
+                    "history_days": round(history_days, 1),
+                    "selections": history.selections.num_rows,
+                    "loads": history.load_count,
+                    "generation_s": round(generation_s, 1),
+                    "generation_peak_rss_mb": round(generation_rss_mb),
+                    "full_refresh_s": round(full.seconds, 1),
+                    "full_refresh_peak_rss_mb": round(full.peak_rss_mb),
+                    "new_ticks_per_cycle": written,
+                    "cycle_interval_s": round(interval),
+                    "ingest_round_s": round(statistics.median(ingest_s), 2),
+                    "cycles": len(runs),
+                    "cycle_s": round(median.seconds, 2),
+                    "cycle_min_s": round(min(r.seconds for r in runs), 2),
+                    "cycle_max_s": round(max(r.seconds for r in runs), 2),
+                    "cycle_dbt_s": round(statistics.median(r.dbt_seconds for r in runs), 2),
+                    "cycle_peak_rss_mb": round(max(r.peak_rss_mb for r in runs)),
+                    "cycle_slowest_nodes": median.nodes,
+                    "checks_s": round(checks.seconds, 2),
+                    "raw_history_checks_s": round(raw_checks.seconds, 2),
+                    "warehouse_mb": round(_warehouse_mb(settings)),
+                }
+            )
+        )
