@@ -94,6 +94,9 @@ class Settings(BaseSettings):
 
     home: Path = Field(default=REPO_ROOT / ".oddly", description="embedded stores live here")
     config_file: Path = Field(default=REPO_ROOT / "oddly.yaml", description="feeds, rules, policy")
+    rules_file: Path = Field(
+        default=REPO_ROOT / "config" / "rules.yaml", description="detector thresholds (oddly.detect.rules)"
+    )
     warehouse_url: str | None = Field(default=None, description="PostgreSQL URL; DuckDB file when unset")
     dagster_pg_url: str | None = Field(default=None, description="dagster-postgres instance storage")
     simulator_host: str = "127.0.0.1"

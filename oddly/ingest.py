@@ -1,12 +1,15 @@
 """One ingestion run of one feed: fetch, parse, validate, diff against the last known prices,
 append change-only ticks, quarantine what is bad, and log the run — the code the Dagster asset
-and `oddly scan` both call."""
+and `oddly scan` both call. Given rules, the run then runs the fast detectors on its fresh ticks
+(after they committed: a detector failure is reported, never costs a tick) and returns the
+detections in its report."""
 
 from __future__ import annotations
 
 import asyncio
 import gc
 import json
+import logging
 import time
 import uuid
 from collections import Counter
@@ -18,12 +21,17 @@ from datetime import datetime
 import pyarrow as pa
 
 from oddly.config import FeedConfig
+from oddly.detect.detection import Detection
+from oddly.detect.pipeline import detect_ingested
+from oddly.detect.rules import Rules
 from oddly.feeds.base import FeedError, FetchOutcome, ParseResult
 from oddly.feeds.http import FeedHttpClient
 from oddly.feeds.registry import agent_class
 from oddly.model import PRICE_SCHEMA, Reject, now_utc
 from oddly.validate import latest_per_selection, validate_batch
 from oddly.warehouse.store import FeedRunRecord, Warehouse
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -47,6 +55,10 @@ class IngestReport:
     write_seconds: float = 0.0
     http_outcome: str = ""
     error: str | None = None
+    # The fast detectors' findings on this run's fresh ticks (when the run was given rules).
+    detections: list[Detection] = field(default_factory=list)
+    detect_seconds: float = 0.0
+    detection_error: str | None = None
 
     def as_metadata(self) -> dict[str, int | float | str]:
         top = ", ".join(f"{code} ×{n}" for code, n in Counter(self.unmapped_codes).most_common(5))
@@ -66,6 +78,9 @@ class IngestReport:
             "write_seconds": round(self.write_seconds, 3),
             "http_outcome": self.http_outcome,
             "error": self.error or "",
+            "detections": len(self.detections),
+            "detect_seconds": round(self.detect_seconds, 3),
+            "detection_error": self.detection_error or "",
         }
 
     def summary_line(self) -> str:
@@ -119,14 +134,21 @@ def process_fetched(
     warehouse: Warehouse,
     report: IngestReport,
     outcome: FetchOutcome | BaseException,
+    *,
+    rules: Rules | None = None,
 ) -> IngestReport:
-    """Parse, validate and write what a fetch returned (or log why it returned nothing)."""
+    """Parse, validate and write what a fetch returned (or log why it returned nothing); with
+    `rules`, then run the fast detectors on the ticks written (see `oddly.detect.pipeline`)."""
     with gc_paused():
-        return _process(feed, warehouse, report, outcome)
+        return _process(feed, warehouse, report, outcome, rules)
 
 
 def _process(
-    feed: FeedConfig, warehouse: Warehouse, report: IngestReport, outcome: FetchOutcome | BaseException
+    feed: FeedConfig,
+    warehouse: Warehouse,
+    report: IngestReport,
+    outcome: FetchOutcome | BaseException,
+    rules: Rules | None = None,
 ) -> IngestReport:
     if isinstance(outcome, BaseException):
         report.status = "failed"
@@ -175,7 +197,7 @@ def _process(
         shown = "; ".join(problems[:3]) + (f"; and {len(problems) - 3} more" if len(problems) > 3 else "")
         tail = "keeping last prices" if report.status == "failed" else "the rest was ingested"
         report.error = f"feed {feed.name}: {shown}; {tail}"
-    return _finish(warehouse, report, validated.table, rejects)
+    return _finish(warehouse, report, validated.table, rejects, rules)
 
 
 @contextmanager
@@ -203,13 +225,34 @@ def _finish(
     report: IngestReport,
     table: pa.Table | None = None,
     rejects: list[Reject] | None = None,
+    rules: Rules | None = None,
 ) -> IngestReport:
     report.finished_at = now_utc()
     record = report.to_record()
     rows = PRICE_SCHEMA.empty_table() if table is None else table
-    report.ticks_written = warehouse.write_run(rows, rejects or [], record)
+    if rules is None:
+        report.ticks_written = warehouse.write_run(rows, rejects or [], record)
+    else:
+        ticks = warehouse.write_run_ticks(rows, rejects or [], record)
+        report.ticks_written = ticks.num_rows
+        _detect(warehouse, report, ticks, rules)
     report.write_seconds = record.write_seconds
     return report
+
+
+def _detect(warehouse: Warehouse, report: IngestReport, ticks: pa.Table, rules: Rules) -> None:
+    """The fast detectors on ticks already committed. Any failure of theirs is the report's
+    `detection_error`: the run itself (and its ticks) stands."""
+    t0 = time.perf_counter()
+    try:
+        report.detections = detect_ingested(warehouse, ticks, rules)
+    except Exception as exc:  # a detector bug or a lost warehouse must not fail a committed run
+        log.exception("detectors failed on feed run %s", report.feed_run_id)
+        report.detection_error = (
+            f"feed {report.feed}: detectors failed ({_words(exc)}); the run's {ticks.num_rows} ticks "
+            "are committed, its detections are lost"
+        )
+    report.detect_seconds = time.perf_counter() - t0
 
 
 def _http_outcome(outcome: FetchOutcome) -> str:
@@ -247,15 +290,20 @@ async def _timed_fetch(feed: FeedConfig, report: IngestReport) -> FetchOutcome |
         report.fetch_seconds = time.perf_counter() - t0
 
 
-def ingest_feed(feed: FeedConfig, warehouse: Warehouse, *, feed_run_id: str | None = None) -> IngestReport:
+def ingest_feed(
+    feed: FeedConfig, warehouse: Warehouse, *, feed_run_id: str | None = None, rules: Rules | None = None
+) -> IngestReport:
     """One run of one feed. Never raises for feed problems: a failed fetch is logged and returned
-    as status "failed" with the reason; only a warehouse failure propagates (nothing is written)."""
+    as status "failed" with the reason; only a warehouse failure propagates (nothing is written).
+    With `rules`, the report carries the fast detectors' findings on the run's ticks."""
     report = start_report(feed, feed_run_id)
     outcome = asyncio.run(_timed_fetch(feed, report))
-    return process_fetched(feed, warehouse, report, outcome)
+    return process_fetched(feed, warehouse, report, outcome, rules=rules)
 
 
-def ingest_feeds(feeds: Iterable[FeedConfig], warehouse: Warehouse) -> list[IngestReport]:
+def ingest_feeds(
+    feeds: Iterable[FeedConfig], warehouse: Warehouse, *, rules: Rules | None = None
+) -> list[IngestReport]:
     """One cycle of several feeds: fetched concurrently, written one after another."""
     feeds = list(feeds)
     reports = [start_report(feed) for feed in feeds]
@@ -265,6 +313,6 @@ def ingest_feeds(feeds: Iterable[FeedConfig], warehouse: Warehouse) -> list[Inge
 
     outcomes = asyncio.run(fetch_all())
     return [
-        process_fetched(feed, warehouse, report, outcome)
+        process_fetched(feed, warehouse, report, outcome, rules=rules)
         for feed, report, outcome in zip(feeds, reports, outcomes, strict=True)
     ]

@@ -1,5 +1,6 @@
 """`oddly scan`: poll the configured feeds without Dagster, through the same ingestion code the
-Dagster assets run. `--once` runs one cycle and prints what each feed did."""
+Dagster assets run (fast detectors included: each detection is printed as a `»` line). `--once`
+runs one cycle and prints what each feed did."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from collections.abc import Sequence
 import click
 
 from oddly.config import ConfigError, FeedConfig, get_settings
+from oddly.detect.rules import rules_for_ingestion
 from oddly.ingest import IngestReport, ingest_feeds
 from oddly.warehouse.store import Warehouse
 
@@ -36,6 +38,8 @@ def format_table(reports: Sequence[IngestReport]) -> str:
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))
     lines += [f"! {r.error}" for r in reports if r.error]
+    lines += [f"» {d.explanation}" for r in reports for d in r.detections]
+    lines += [f"! {r.detection_error}" for r in reports if r.detection_error]
     return "\n".join(lines)
 
 
@@ -67,11 +71,14 @@ def scan(once: bool, feed_names: tuple[str, ...], as_json: bool) -> None:
     if not feeds:
         raise click.ClickException(f"no enabled feeds in {settings.config_file}")
     warehouse = Warehouse.from_settings(settings)
+    rules, rules_problem = rules_for_ingestion(settings.rules_file)
+    if rules_problem:
+        click.echo(f"! {rules_problem}", err=True)
     due = dict.fromkeys((f.name for f in feeds), 0.0)
     while True:
         now = time.monotonic()
         cycle = [f for f in feeds if due[f.name] <= now]
-        reports = ingest_feeds(cycle, warehouse)
+        reports = ingest_feeds(cycle, warehouse, rules=rules)
         for feed in cycle:
             due[feed.name] = now + feed.interval_seconds
         if as_json:

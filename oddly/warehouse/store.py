@@ -14,7 +14,7 @@ import io
 import json
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import datetime
@@ -27,7 +27,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 from sqlalchemy.pool import NullPool
 
-from oddly.model import PRICE_COLUMNS, Reject, utc
+from oddly.model import PRICE_COLUMNS, PRICE_SCHEMA, Reject, utc
 from oddly.warehouse import schema
 
 if TYPE_CHECKING:
@@ -45,6 +45,10 @@ _SELECTION_KEY = {
     ),
 }
 _COLS = ", ".join(PRICE_COLUMNS)
+# What `write_run_ticks` hands back: the ticks as raw.odds_ticks holds them, without the load sequence.
+_TICK_SCHEMA = pa.schema(
+    [pa.field("selection_key", pa.int64()), *PRICE_SCHEMA, pa.field("previous_price", pa.float64())]
+)
 
 
 class WarehouseBusyError(RuntimeError):
@@ -140,6 +144,18 @@ class Warehouse:
         """Append the ticks of one run (only selections whose price or status changed), its
         quarantined records and its feed-run row, all in one transaction. Returns ticks written.
         Writing the same prices again writes nothing: the diff is against the latest prices."""
+        return self._write_run(prices, rejects, run, keep_ticks=False)[0]
+
+    def write_run_ticks(self, prices: pa.Table, rejects: list[Reject], run: FeedRunRecord) -> pa.Table:
+        """`write_run`, returning the ticks it wrote (their `selection_key`, the price columns and
+        `previous_price`), read inside the transaction and handed back after it committed: what
+        the fast detectors run on."""
+        ticks = self._write_run(prices, rejects, run, keep_ticks=True)[1]
+        return _TICK_SCHEMA.empty_table() if ticks is None else ticks
+
+    def _write_run(
+        self, prices: pa.Table, rejects: list[Reject], run: FeedRunRecord, *, keep_ticks: bool
+    ) -> tuple[int, pa.Table | None]:
         self.ensure_schema()
         t0 = time.perf_counter()
         with self.begin() as conn:
@@ -150,17 +166,22 @@ class Warehouse:
             run.load_seq = int(
                 conn.execute(sa.text("select coalesce(max(load_seq), 0) + 1 from raw.feed_runs")).scalar_one()
             )
-            ticks = self._append_changes(conn, prices, run.load_seq) if prices.num_rows else 0
+            ticks, kept = (
+                self._append_changes(conn, prices, run.load_seq, keep_ticks) if prices.num_rows else (0, None)
+            )
             if rejects:
                 self.bulk_insert(conn, "raw.quarantine", _quarantine_table(rejects, run))
             run.ticks_written = ticks
             run.write_seconds = time.perf_counter() - t0
             conn.execute(schema.feed_runs.insert().values(**asdict(run)))
-        return ticks
+        return ticks, kept
 
-    def _append_changes(self, conn: Connection, prices: pa.Table, load_seq: int) -> int:
-        """Ticks for the selections whose price or status differs from the stored latest one.
-        `prices` holds one row per selection (see `oddly.validate.latest_per_selection`)."""
+    def _append_changes(
+        self, conn: Connection, prices: pa.Table, load_seq: int, keep_ticks: bool = False
+    ) -> tuple[int, pa.Table | None]:
+        """Ticks for the selections whose price or status differs from the stored latest one
+        (and, with `keep_ticks`, the ticks themselves). `prices` holds one row per selection (see
+        `oddly.validate.latest_per_selection`)."""
         self._load_temp(conn, "_incoming", prices.select(list(PRICE_COLUMNS)))
         conn.exec_driver_sql("drop table if exists _changed")
         conn.exec_driver_sql(
@@ -173,6 +194,11 @@ class Warehouse:
             """
         )
         changed: int = conn.exec_driver_sql("select count(*) from _changed").scalar_one()
+        kept = (
+            self._arrow_in(conn, f"select selection_key, {_COLS}, previous_price from _changed")
+            if keep_ticks and changed
+            else None
+        )
         if changed:
             keyed = f"selection_key, {_COLS}, previous_price"
             conn.exec_driver_sql(
@@ -188,7 +214,7 @@ class Warehouse:
             )
         conn.exec_driver_sql("drop table if exists _changed")
         self._drop_temp(conn, "_incoming")
-        return int(changed)
+        return int(changed), kept
 
     def _load_temp(self, conn: Connection, name: str, table: pa.Table) -> None:
         """Make an Arrow table queryable as `name`: DuckDB reads it in place, PostgreSQL gets a
@@ -244,12 +270,34 @@ class Warehouse:
         """A query's result as an Arrow table (DuckDB natively; PostgreSQL through pandas)."""
         self.ensure_schema()
         with self.begin() as conn:
-            if self.dialect == "duckdb":
-                raw = conn.connection.driver_connection
-                return raw.sql(sql).to_arrow_table()  # type: ignore[union-attr]
-            import pandas as pd
+            return self._arrow_in(conn, sql)
 
-            return pa.Table.from_pandas(pd.read_sql_query(sa.text(sql), conn), preserve_index=False)
+    def arrow_with(self, queries: Sequence[str], inputs: Mapping[str, pa.Table]) -> list[pa.Table]:
+        """Queries that read Arrow tables as relations named by `inputs` (DuckDB reads them in
+        place, PostgreSQL gets temporary tables), in one transaction; one result per query.
+        `selection_key_sql` computes the selection key from a relation's key columns."""
+        self.ensure_schema()
+        with self.begin() as conn:
+            for name, table in inputs.items():
+                self._load_temp(conn, name, table)
+            results = [self._arrow_in(conn, sql) for sql in queries]
+            for name in inputs:
+                self._drop_temp(conn, name)
+        return results
+
+    @property
+    def selection_key_sql(self) -> str:
+        """The SQL expression of the selection key over columns bookmaker, source_event_id,
+        market, period, line and outcome: the key raw.latest_prices is stored by."""
+        return _SELECTION_KEY[self.dialect]
+
+    def _arrow_in(self, conn: Connection, sql: str) -> pa.Table:
+        if self.dialect == "duckdb":
+            raw = conn.connection.driver_connection
+            return raw.sql(sql).to_arrow_table()  # type: ignore[union-attr]
+        import pandas as pd
+
+        return pa.Table.from_pandas(pd.read_sql_query(sa.text(sql), conn), preserve_index=False)
 
     def count_ticks(self, feed_run_id: str | None = None) -> int:
         if feed_run_id is None:

@@ -4,14 +4,19 @@ call into `oddly.ingest` (the same code `oddly scan` runs)."""
 import dagster as dg
 from dagster._core.definitions.unresolved_asset_job_definition import UnresolvedAssetJobDefinition
 
-from oddly.config import FeedConfig
+from oddly.config import FeedConfig, get_settings
 from oddly.dagster_home import WAREHOUSE_WRITER_POOL
+from oddly.detect.rules import rules_for_ingestion
 from oddly.ingest import IngestReport, ingest_feed
 from orchestration.resources import WarehouseResource
 
 
 def feed_asset_key(feed: FeedConfig) -> dg.AssetKey:
     return dg.AssetKey(["raw", "feed", feed.name])
+
+
+# Detections listed in a run's metadata (all of them are counted).
+MAX_DETECTIONS_SHOWN = 10
 
 
 def report_table(report: IngestReport) -> str:
@@ -33,6 +38,13 @@ def report_table(report: IngestReport) -> str:
     ]
     if report.error:
         rows.append(("error", report.error))
+    shown = "<br>".join(d.explanation for d in report.detections[:MAX_DETECTIONS_SHOWN])
+    more = len(report.detections) - MAX_DETECTIONS_SHOWN
+    rows.append(("detections", f"{len(report.detections)}" + (f": {shown}" if shown else "")))
+    if more > 0:
+        rows.append(("", f"and {more} more"))
+    if report.detection_error:
+        rows.append(("detection error", report.detection_error))
     return "| | |\n|---|---|\n" + "\n".join(f"| {k} | {v} |" for k, v in rows)
 
 
@@ -51,7 +63,11 @@ def build_feed_asset(feed: FeedConfig) -> dg.AssetsDefinition:
         },
     )
     def ingest(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
-        report = ingest_feed(feed, warehouse.get(), feed_run_id=f"{feed.name}-{context.run.run_id}")
+        rules, rules_problem = rules_for_ingestion(get_settings().rules_file)
+        report = ingest_feed(
+            feed, warehouse.get(), feed_run_id=f"{feed.name}-{context.run.run_id}", rules=rules
+        )
+        report.detection_error = report.detection_error or rules_problem
         metadata: dict[str, object] = {
             **report.as_metadata(),
             "report": dg.MetadataValue.md(report_table(report)),
@@ -61,6 +77,8 @@ def build_feed_asset(feed: FeedConfig) -> dg.AssetsDefinition:
             raise dg.Failure(description=report.error, metadata=metadata)
         if report.error:
             context.log.warning(report.error)
+        if report.detection_error:
+            context.log.warning(report.detection_error)
         return dg.MaterializeResult(metadata=metadata)
 
     return ingest
