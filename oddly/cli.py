@@ -19,6 +19,8 @@ COMMANDS = {
     "scan": "oddly.scan:scan",
     "bench": "benchmarks.cli:bench",
     "dagster-home": "oddly.dagster_home:dagster_home_command",
+    "train": "ml.cli:train",
+    "evaluate": "ml.cli:evaluate",
 }
 
 

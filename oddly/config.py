@@ -99,8 +99,13 @@ class Settings(BaseSettings):
     )
     warehouse_url: str | None = Field(default=None, description="PostgreSQL URL; DuckDB file when unset")
     dagster_pg_url: str | None = Field(default=None, description="dagster-postgres instance storage")
+    mlflow_tracking_uri: str | None = Field(
+        default=None,
+        description="MLflow tracking and registry store (PostgreSQL URL); SQLite file when unset",
+    )
     simulator_host: str = "127.0.0.1"
     simulator_port: int = 8765
+    mlflow_port: int = Field(default=5000, description="where `oddly demo` serves the MLflow UI")
 
     @property
     def duckdb_path(self) -> Path:
@@ -113,6 +118,26 @@ class Settings(BaseSettings):
     @property
     def dagster_home(self) -> Path:
         return self.home / "dagster"
+
+    @property
+    def mlflow_db_path(self) -> Path:
+        return self.home / "mlflow.db"
+
+    @property
+    def resolved_mlflow_tracking_uri(self) -> str:
+        """Always explicit: MLflow's own default is a file store relative to the working directory.
+        A PostgreSQL URL is given the psycopg (3) driver, the one installed."""
+        url = self.mlflow_tracking_uri
+        if not url:
+            return f"sqlite:///{self.mlflow_db_path.resolve()}"
+        for scheme in ("postgresql://", "postgres://"):
+            if url.startswith(scheme):
+                return "postgresql+psycopg://" + url.removeprefix(scheme)
+        return url
+
+    @property
+    def mlflow_artifacts_path(self) -> Path:
+        return self.home / "mlartifacts"
 
     @cached_property
     def config(self) -> OddlyConfig:

@@ -32,6 +32,7 @@ def services(settings: Settings, dagster_port: int) -> list[Service]:
     bin_dir = Path(sys.executable).parent
     sim = f"http://{settings.simulator_host}:{settings.simulator_port}"
     dagster = f"http://127.0.0.1:{dagster_port}"
+    mlflow = f"http://127.0.0.1:{settings.mlflow_port}"
     return [
         Service(
             "simulator",
@@ -61,6 +62,23 @@ def services(settings: Settings, dagster_port: int) -> list[Service]:
             dagster,
             f"{dagster}/server_info",
             {"DAGSTER_HOME": str(settings.dagster_home), **password_env(settings.dagster_pg_url)},
+        ),
+        Service(
+            "mlflow",
+            [
+                str(bin_dir / "mlflow"),
+                "server",
+                "--backend-store-uri",
+                settings.resolved_mlflow_tracking_uri,
+                "--default-artifact-root",
+                settings.mlflow_artifacts_path.resolve().as_uri(),
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(settings.mlflow_port),
+            ],
+            mlflow,
+            f"{mlflow}/health",
         ),
     ]
 
@@ -102,7 +120,8 @@ def _interrupt(signum: int, frame: object) -> None:
 @click.option("--dagster-port", default=3000, show_default=True, help="Port of the Dagster UI.")
 @click.option("--ready-timeout", default=180.0, show_default=True, help="Seconds to wait for each service.")
 def demo(dagster_port: int, ready_timeout: float) -> None:
-    """Run the platform locally: simulator, Dagster (webserver + daemon with the feed and marts sensors)."""
+    """Run the platform locally: simulator, Dagster (webserver + daemon with the feed and marts sensors),
+    the MLflow UI."""
     settings = get_settings()
     settings.home.mkdir(parents=True, exist_ok=True)
     write_dagster_yaml(settings)

@@ -40,10 +40,15 @@ def published_prices(home: Path) -> int:
 def test_demo_runs_the_platform_and_the_sensors_ingest_every_feed_and_refresh_the_marts(
     tmp_path: Path,
 ) -> None:
-    sim_port, dagster_port = free_port(), free_port()
-    env = {**os.environ, "ODDLY_HOME": str(tmp_path), "ODDLY_SIMULATOR_PORT": str(sim_port)}
-    env.pop("ODDLY_WAREHOUSE_URL", None)
-    env.pop("ODDLY_DAGSTER_PG_URL", None)
+    sim_port, dagster_port, mlflow_port = free_port(), free_port(), free_port()
+    env = {
+        **os.environ,
+        "ODDLY_HOME": str(tmp_path),
+        "ODDLY_SIMULATOR_PORT": str(sim_port),
+        "ODDLY_MLFLOW_PORT": str(mlflow_port),
+    }
+    for name in ("ODDLY_WAREHOUSE_URL", "ODDLY_DAGSTER_PG_URL", "ODDLY_MLFLOW_TRACKING_URI"):
+        env.pop(name, None)
     log = (tmp_path / "demo.log").open("w+")
     demo = subprocess.Popen(
         [str(Path(sys.executable).parent / "oddly"), "demo", "--dagster-port", str(dagster_port)],
@@ -72,6 +77,9 @@ def test_demo_runs_the_platform_and_the_sensors_ingest_every_feed_and_refresh_th
         assert f"dagster    http://127.0.0.1:{dagster_port}" in output
         assert httpx.get(f"http://127.0.0.1:{dagster_port}/server_info", timeout=10).status_code == 200
         assert httpx.get(f"http://127.0.0.1:{sim_port}/_sim/health", timeout=10).json()["ok"] is True
+        assert f"mlflow     http://127.0.0.1:{mlflow_port}" in output
+        assert httpx.get(f"http://127.0.0.1:{mlflow_port}/health", timeout=10).status_code == 200
+        assert (tmp_path / "mlflow.db").exists()  # the UI's store is the embedded one, not ./mlruns
     finally:
         os.killpg(demo.pid, signal.SIGINT)
         code = demo.wait(timeout=60)
