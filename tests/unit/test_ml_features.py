@@ -10,6 +10,7 @@ import pytest
 
 from ml.dataset import DatasetSpec, build_seed, label, simulate
 from ml.features import FEATURES, compute_features
+from tests.ml_panels import two_way_panel
 
 T0 = datetime(2026, 3, 1, 15, 0, tzinfo=UTC)
 KICK_OFF = T0 + timedelta(hours=2)
@@ -17,29 +18,8 @@ BOOKS = ("sharp", "soft_a", "soft_b", "soft_c")
 
 
 def panel(prices: dict[tuple[int, str], tuple[float, float]], cycles: int = 4) -> pd.DataFrame:
-    """A 1X2-free two-way market (over/under 2.5) at four books, one row per cycle and outcome:
-    `prices[(cycle, book)] = (over, under)`, carried forward from the last cycle given."""
-    rows = []
-    for book in BOOKS:
-        current = prices[(0, book)]
-        for c in range(cycles):
-            current = prices.get((c, book), current)
-            for outcome, price in zip(("over", "under"), current, strict=True):
-                rows.append(
-                    {
-                        "observed_at": T0 + timedelta(seconds=10 * c),
-                        "bookmaker": book,
-                        "event_id": "e1",
-                        "market": "total",
-                        "line": 2.5,
-                        "outcome": outcome,
-                        "price": price,
-                        "status": "open",
-                        "is_live": False,
-                        "starts_at": KICK_OFF,
-                    }
-                )
-    return pd.DataFrame(rows)
+    """A 1X2-free two-way market (over/under 2.5) at four books, before kick-off."""
+    return two_way_panel(prices, BOOKS, T0, cycles, is_live=False, starts_at=KICK_OFF)
 
 
 def features_at(frame: pd.DataFrame, cycle: int, book: str, outcome: str = "over") -> pd.Series:

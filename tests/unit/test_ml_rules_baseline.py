@@ -11,6 +11,7 @@ from ml.dataset import DatasetSpec, build
 from ml.evaluate import evaluate
 from ml.rules_baseline import RULES_SCORED, rule_scores
 from oddly.detect.rules import parse_rules
+from tests.ml_panels import two_way_panel
 
 T0 = datetime(2026, 3, 1, 15, 0, tzinfo=UTC)
 BOOKS = ("pinnacle", "soft_a", "soft_b", "soft_c")
@@ -18,26 +19,8 @@ RULES = parse_rules({"version": "test", "sharp_books": ["pinnacle"]})
 
 
 def frame(prices: dict[tuple[int, str], tuple[float, float]], cycles: int = 4) -> pd.DataFrame:
-    rows = []
-    for book in BOOKS:
-        current = prices[(0, book)]
-        for c in range(cycles):
-            current = prices.get((c, book), current)
-            for outcome, price in zip(("over", "under"), current, strict=True):
-                rows.append(
-                    {
-                        "seed": 1,
-                        "observed_at": T0 + timedelta(seconds=10 * c),
-                        "bookmaker": book,
-                        "event_id": "e1",
-                        "market": "total",
-                        "line": 2.5,
-                        "outcome": outcome,
-                        "price": price,
-                        "status": "open",
-                    }
-                )
-    return pd.DataFrame(rows).sample(frac=1.0, random_state=3)  # order must not matter
+    rows = two_way_panel(prices, BOOKS, T0, cycles, seed=1)
+    return rows.sample(frac=1.0, random_state=3)  # order must not matter
 
 
 def test_a_rule_scores_the_rows_it_fires_on_and_nothing_else() -> None:
