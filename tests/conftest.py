@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from oddly.warehouse.store import Warehouse
+
 REPO = Path(__file__).resolve().parent.parent
 SHARED_DATA = Path(os.environ.get("ODDLY_SHARED_DATA", REPO.parent / "shared" / "data"))
 
@@ -63,3 +65,14 @@ def pg_url() -> Iterator[str]:
     url = make_pg_database("oddly_test")
     yield url
     drop_pg_database(url)
+
+
+@pytest.fixture(params=["duckdb", pytest.param("postgres", marks=pytest.mark.postgres)])
+def warehouse(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Warehouse]:
+    """An empty warehouse on each of DuckDB and PostgreSQL (a test module may define its own)."""
+    url = (
+        f"duckdb:///{tmp_path}/wh.duckdb" if request.param == "duckdb" else request.getfixturevalue("pg_url")
+    )
+    wh = Warehouse.from_url(url)
+    yield wh
+    wh.dispose()

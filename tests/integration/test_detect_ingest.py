@@ -4,7 +4,6 @@ failure that costs no tick."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -29,16 +28,6 @@ KICK_OFF = now_utc().replace(microsecond=0) + timedelta(hours=3)
 # Margin-free prices, so no-vig probabilities are the implied ones.
 IN_LINE = {("1x2", None, "home"): 2.0, ("1x2", None, "draw"): 4.0, ("1x2", None, "away"): 4.0}
 IN_LINE |= {("total", 2.5, "over"): 2.0, ("total", 2.5, "under"): 2.0}
-
-
-@pytest.fixture(params=["duckdb", pytest.param("postgres", marks=pytest.mark.postgres)])
-def warehouse(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Warehouse]:
-    url = (
-        f"duckdb:///{tmp_path}/wh.duckdb" if request.param == "duckdb" else request.getfixturevalue("pg_url")
-    )
-    wh = Warehouse.from_url(url)
-    yield wh
-    wh.dispose()
 
 
 def run_record(run_id: str, book: str, at: datetime) -> FeedRunRecord:

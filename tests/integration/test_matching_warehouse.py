@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
-
-import pytest
 
 from oddly.matching.run import update_event_map
 from oddly.model import PriceColumns, now_utc
@@ -35,16 +32,6 @@ def ingest(warehouse: Warehouse, run_id: str, *events: tuple[str, str, str, str]
         run_id, "f", "x", "ok", now, now, 1, len(rows), 0, 0, 0, "{}", 0.0, 0.0, 0.0, "ok", None
     )
     warehouse.write_run(PriceColumns.from_records(rows).to_table(now, run_id), [], run)
-
-
-@pytest.fixture(params=["duckdb", pytest.param("postgres", marks=pytest.mark.postgres)])
-def warehouse(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Warehouse]:
-    url = (
-        f"duckdb:///{tmp_path}/wh.duckdb" if request.param == "duckdb" else request.getfixturevalue("pg_url")
-    )
-    wh = Warehouse.from_url(url)
-    yield wh
-    wh.dispose()
 
 
 def mapped(warehouse: Warehouse) -> dict[tuple[str, str], str]:
