@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -106,6 +106,25 @@ class Settings(BaseSettings):
     simulator_host: str = "127.0.0.1"
     simulator_port: int = 8765
     mlflow_port: int = Field(default=5000, description="where `oddly demo` serves the MLflow UI")
+    telegram_bot_token: SecretStr | None = Field(
+        default=None, description="Telegram bot token (secret: only from the environment, never logged)"
+    )
+    telegram_api_url: str | None = Field(
+        default=None,
+        description="Bot API base URL the token is appended to, e.g. the fake's http://127.0.0.1:8081/bot; "
+        "Telegram's when unset",
+    )
+    app_url: str = Field(
+        default="http://127.0.0.1:8501", description="the Streamlit app, for links in alerts"
+    )
+    app_database_url: str | None = Field(
+        default=None,
+        description="alerts, audit, outbox, subscriptions: PostgreSQL URL; SQLite file when unset",
+    )
+    alert_policy_file: Path = Field(
+        default=REPO_ROOT / "config" / "alert_policy.yaml",
+        description="alert severities, cooldown and re-send rules (oddly.alerts.policy)",
+    )
 
     @property
     def duckdb_path(self) -> Path:
@@ -130,10 +149,18 @@ class Settings(BaseSettings):
         url = self.mlflow_tracking_uri
         if not url:
             return f"sqlite:///{self.mlflow_db_path.resolve()}"
-        for scheme in ("postgresql://", "postgres://"):
-            if url.startswith(scheme):
-                return "postgresql+psycopg://" + url.removeprefix(scheme)
-        return url
+        return with_psycopg_driver(url)
+
+    @property
+    def app_db_path(self) -> Path:
+        return self.home / "app.db"
+
+    @property
+    def resolved_app_database_url(self) -> str:
+        """SQLite under the home unless set; a PostgreSQL URL gets the psycopg (3) driver."""
+        if not self.app_database_url:
+            return f"sqlite:///{self.app_db_path.resolve()}"
+        return with_psycopg_driver(self.app_database_url)
 
     @property
     def mlflow_artifacts_path(self) -> Path:
@@ -142,6 +169,14 @@ class Settings(BaseSettings):
     @cached_property
     def config(self) -> OddlyConfig:
         return load_config(self.config_file)
+
+
+def with_psycopg_driver(url: str) -> str:
+    """A plain PostgreSQL URL with the psycopg (3) driver, the one installed; others unchanged."""
+    for scheme in ("postgresql://", "postgres://"):
+        if url.startswith(scheme):
+            return "postgresql+psycopg://" + url.removeprefix(scheme)
+    return url
 
 
 def load_config(path: Path) -> OddlyConfig:

@@ -10,8 +10,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from oddly.versioned_file import problems, read_mapping, version_text
 
 
 class RulesError(ValueError):
@@ -102,15 +103,7 @@ class Rules(BaseModel):
     arbitrage: ArbitrageRules = Field(default_factory=ArbitrageRules)
     stale_line: StaleLineRules = Field(default_factory=StaleLineRules)
 
-    @field_validator("version", mode="before")
-    @classmethod
-    def _version_text(cls, value: Any) -> Any:
-        # `version: 3` and `version: 2026.1` in YAML are numbers; keep them as written.
-        if isinstance(value, int | float) and not isinstance(value, bool):
-            return str(value)
-        if isinstance(value, str) and not value.strip():
-            raise ValueError("must not be blank")
-        return value
+    _version_text = field_validator("version", mode="before")(version_text)
 
     @field_validator("exchange_commission")
     @classmethod
@@ -129,14 +122,7 @@ class Rules(BaseModel):
 
 def load_rules(path: Path) -> Rules:
     """The rules file at `path`, validated; RulesError says what is wrong and where."""
-    if not path.exists():
-        raise RulesError(f"rules file {path} not found; set ODDLY_RULES_FILE or copy config/rules.yaml")
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise RulesError(f"rules file {path} is not valid YAML: {exc}") from exc
-    if not isinstance(raw, dict):
-        raise RulesError(f"rules file {path} must be a mapping with at least `version:`")
+    raw = read_mapping(path, "rules file", "set ODDLY_RULES_FILE or copy config/rules.yaml", RulesError)
     return parse_rules(raw, source=str(path))
 
 
@@ -153,9 +139,4 @@ def parse_rules(raw: dict[str, Any], source: str = "rules") -> Rules:
     try:
         return Rules.model_validate(raw)
     except ValidationError as exc:
-        problems = "\n".join(
-            f"  {'.'.join(str(p) for p in err['loc']) or '(top)'}: {err['msg']}"
-            + ("" if err["type"] == "missing" else f" (got {err['input']!r})")
-            for err in exc.errors()
-        )
-        raise RulesError(f"rules file {source} is invalid:\n{problems}") from exc
+        raise RulesError(f"rules file {source} is invalid:\n{problems(exc)}") from exc
