@@ -114,31 +114,37 @@ def train(
 ) -> None:
     """Train the anomaly models on simulated, labelled worlds, evaluate them on held-out worlds,
     register them as `oddly-anomaly` versions and promote the best if it beats the champion."""
-    from ml.registry import promote_if_better, register
     from ml.tracking import Tracking
-    from ml.train import TrainConfig
-    from ml.train import train as train_model
+    from ml.train import TrainedModel, train_and_promote
 
     train_ids, heldout_ids = parse_seeds(train_seeds), parse_seeds(heldout_seeds)
     overlap = set(train_ids) & set(heldout_ids)
     if overlap:
         raise click.BadParameter(f"seeds {sorted(overlap)} are in both sets", param_hint="--heldout-seeds")
     tracking = Tracking.from_settings(get_settings())
-    client = tracking.activate()
     click.echo(f"MLflow tracking: {tracking.uri}")
     train_set = _build(_spec(train_ids, hours, events, scenarios_per_hour), cache, "train")
     heldout = _build(_spec(heldout_ids, hours, events, scenarios_per_hour), cache, "held-out")
-    trained = []
-    for family in families or ("isolation_forest", "lof", "hgb"):
-        started = time.perf_counter()
-        model = train_model(TrainConfig(family=family), train_set, heldout, tracking)
-        version = register(model)
-        trained.append((model, version))
-        title = f"{family} (run {model.run_id}, version {version}, {time.perf_counter() - started:.0f} s)"
+    started = time.perf_counter()
+
+    def report(model: TrainedModel, version: str) -> None:
+        nonlocal started
+        seconds = time.perf_counter() - started
+        title = f"{model.config.family} (run {model.run_id}, version {version}, {seconds:.0f} s)"
         click.echo("\n" + model.report.format(title))
-    if promote and trained:
-        _, version = max(trained, key=lambda pair: pair[0].pr_auc)
-        click.echo("\n" + promote_if_better(client, version, heldout, min_gain=min_gain).describe())
+        started = time.perf_counter()
+
+    outcome = train_and_promote(
+        train_set,
+        heldout,
+        tracking,
+        families or ("isolation_forest", "lof", "hgb"),
+        promote=promote,
+        min_gain=min_gain,
+        on_trained=report,
+    )
+    if outcome.promotion is not None:
+        click.echo("\n" + outcome.promotion.describe())
 
 
 @click.command()

@@ -18,6 +18,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 from ml.features import CATEGORICAL_FEATURES, FEATURES
+from ml.reference import FeatureReference
 
 # family → (what it learns from, default estimator parameters)
 FAMILIES: dict[str, tuple[str, dict[str, Any]]] = {
@@ -96,6 +97,10 @@ class AnomalyScorer(BaseEstimator):
             ]
         )
         self.pipeline_.fit(X[list(self.features)], None if self.family != "hgb" else np.asarray(y))
+        normal = X if y is None else X[np.asarray(y) == 0]
+        self.reference_ = FeatureReference.from_frame(normal, self.features, self.random_state)
+        # the operating point (score at a fixed false-positive rate), set by training on held-out data
+        self.threshold_: float | None = None
         return self
 
     def predict(self, X: pd.DataFrame) -> np.ndarray:

@@ -129,3 +129,13 @@ def promote_if_better(
         heldout_set=fingerprint,
         reason=reason,
     )
+
+
+def load_champion(client: MlflowClient) -> tuple[AnomalyScorer, str] | None:
+    """The champion and its version, loaded by version so the alias moving meanwhile cannot mix
+    one version's model with another's number; None when there is no champion yet."""
+    current = champion(client)
+    if current is None:
+        return None
+    version = str(current.version)
+    return load_scorer(f"models:/{MODEL_NAME}/{version}"), version

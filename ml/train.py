@@ -5,6 +5,7 @@ and the model itself (an `ml.models.AnomalyScorer`, logged with the sklearn flav
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,6 +20,7 @@ from ml.dataset import LabelledSet
 from ml.evaluate import Report, evaluate, importances_figure, pr_auc, pr_curves_figure
 from ml.features import FEATURES
 from ml.models import FAMILIES, AnomalyScorer
+from ml.registry import Promotion, promote_if_better, register
 from ml.tracking import Tracking, family_experiment
 
 # Rows each family is fit on, by default: the outlier detectors learn "normal" from a sample
@@ -110,10 +112,13 @@ def train(
         scores = scorer.predict(held)
         score_seconds = time.perf_counter() - started
         report = evaluate(held, scores, heldout.scenarios, k=config.k, fpr=config.fpr)
+        # live scoring flags a row as an alert candidate above the same operating point
+        scorer.threshold_ = report.threshold
 
         mlflow.log_metrics(
             {
                 **report.mlflow_metrics("heldout"),
+                "operating_threshold": report.threshold,
                 "fit_seconds": fit_seconds,
                 "score_ms_per_1000_rows": 1e6 * score_seconds / max(len(held), 1),
             }
@@ -221,3 +226,37 @@ def _requirements() -> list[str]:
         f"mlflow=={mlflow.__version__}",
         "oddly-odds",
     ]
+
+
+@dataclass
+class TrainingOutcome:
+    trained: list[tuple[TrainedModel, str]]  # each model with its registered version
+    promotion: Promotion | None
+
+
+def train_and_promote(
+    train_set: LabelledSet,
+    heldout: LabelledSet,
+    tracking: Tracking,
+    families: Sequence[str] = tuple(FAMILIES),
+    *,
+    promote: bool = True,
+    min_gain: float = 0.0,
+    on_trained: Callable[[TrainedModel, str], None] | None = None,
+) -> TrainingOutcome:
+    """Train every family, register each as a version of `oddly-anomaly`, and move the champion
+    alias to the best of them if it beats the current champion on the same held-out set — what
+    `oddly train` and the Dagster training asset both do."""
+    client = tracking.activate()
+    trained = []
+    for family in families:
+        model = train(TrainConfig(family=family), train_set, heldout, tracking)
+        version = register(model)
+        trained.append((model, version))
+        if on_trained is not None:
+            on_trained(model, version)
+    promotion = None
+    if promote and trained:
+        _, best = max(trained, key=lambda pair: pair[0].pr_auc)
+        promotion = promote_if_better(client, best, heldout, min_gain=min_gain)
+    return TrainingOutcome(trained, promotion)

@@ -6,6 +6,7 @@ import dagster as dg
 
 from oddly.config import get_settings
 from orchestration.ingestion.definitions import ingestion_definitions
+from orchestration.ml.definitions import ml_definitions
 from orchestration.resources import resources_for
 from orchestration.warehouse.definitions import warehouse_definitions
 
@@ -15,5 +16,6 @@ deployment = "server" if settings.warehouse_url else "embedded"
 defs = dg.Definitions.merge(
     ingestion_definitions(settings.config),
     warehouse_definitions(settings.config),
+    ml_definitions(),
     dg.Definitions(resources=resources_for(deployment)),
 )

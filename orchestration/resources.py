@@ -1,9 +1,13 @@
-"""Resources: the warehouse, chosen by settings (embedded DuckDB or PostgreSQL), and dbt."""
+"""Resources: the warehouse, chosen by settings (embedded DuckDB or PostgreSQL), dbt, the app
+database (alerts, scores) and the MLflow tracking store."""
 
 from __future__ import annotations
 
 import dagster as dg
+import sqlalchemy as sa
 
+from ml.tracking import Tracking
+from oddly.appdb import open_app_db
 from oddly.config import Settings, get_settings
 from oddly.warehouse.store import Warehouse
 from orchestration.warehouse.dbt_project import dbt_resource
@@ -30,10 +34,36 @@ class WarehouseResource(dg.ConfigurableResource):  # type: ignore[type-arg]
         )
 
 
+class AppDatabaseResource(dg.ConfigurableResource):  # type: ignore[type-arg]
+    """The app database URL; empty means the SQLite file under ODDLY_HOME."""
+
+    url: str = ""
+
+    def engine(self) -> sa.Engine:
+        return open_app_db(self.url or get_settings())
+
+
+class MlflowResource(dg.ConfigurableResource):  # type: ignore[type-arg]
+    """The MLflow tracking and registry store; empty means the SQLite file under ODDLY_HOME."""
+
+    tracking_uri: str = ""
+
+    def tracking(self) -> Tracking:
+        settings = get_settings()
+        if self.tracking_uri:
+            settings = settings.model_copy(update={"mlflow_tracking_uri": self.tracking_uri})
+        return Tracking.from_settings(settings)
+
+
 def resources_for(deployment: str) -> dict[str, object]:
     """Resources by deployment: `embedded` (DuckDB) or `server` (ODDLY_WAREHOUSE_URL)."""
     by_deployment: dict[str, dict[str, object]] = {
         "embedded": {"warehouse": WarehouseResource()},
         "server": {"warehouse": WarehouseResource(url=dg.EnvVar("ODDLY_WAREHOUSE_URL"))},
     }
-    return {**by_deployment[deployment], "dbt": dbt_resource()}
+    return {
+        **by_deployment[deployment],
+        "dbt": dbt_resource(),
+        "app_db": AppDatabaseResource(),
+        "mlflow": MlflowResource(),
+    }

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from ml.tracking import Tracking
 from oddly.warehouse.store import Warehouse
 
 REPO = Path(__file__).resolve().parent.parent
@@ -76,3 +78,28 @@ def warehouse(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Wareho
     wh = Warehouse.from_url(url)
     yield wh
     wh.dispose()
+
+
+@pytest.fixture(scope="session")
+def migrated_mlflow_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A migrated tracking store, made once (MLflow's migrations take seconds) and copied per test."""
+    root = tmp_path_factory.mktemp("mlflow-template")
+    Tracking.sqlite(root / "mlflow.db", root / "mlartifacts").migrate()
+    return root / "mlflow.db"
+
+
+@pytest.fixture
+def tracking(migrated_mlflow_db: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Tracking]:
+    """A fresh copy of the migrated store under `tmp_path`, active for this test."""
+    import mlflow
+
+    db = tmp_path / "mlflow.db"
+    shutil.copyfile(migrated_mlflow_db, db)
+    store = Tracking.sqlite(db, tmp_path / "mlartifacts")
+    # activate() exports these; monkeypatch puts the previous values back afterwards
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", store.uri)
+    monkeypatch.setenv("MLFLOW_REGISTRY_URI", store.uri)
+    store.activate()
+    yield store
+    if mlflow.active_run() is not None:
+        mlflow.end_run()

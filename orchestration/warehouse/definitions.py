@@ -19,9 +19,11 @@ def warehouse_definitions(config: OddlyConfig, project: DbtProject = DBT_PROJECT
     dbt_build = build_dbt_assets(project)
     refresh_marts = dg.define_asset_job(
         name="refresh_marts",
-        selection=dg.AssetSelection.assets(event_map, dbt_build),
+        # and whatever follows the marts (scoring, alerts), so one run carries a cycle to the end
+        selection=dg.AssetSelection.assets(event_map, dbt_build).downstream(),
         executor_def=dg.in_process_executor,
-        description="Event matching, then dbt build (models and data tests), then the marts published.",
+        description="Event matching, then dbt build (models and data tests), the marts published, then "
+        "what reads them: model scoring.",
     )
     return dg.Definitions(
         assets=[odds_ticks_spec(feed_keys), event_map, dbt_build],

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -19,31 +18,6 @@ from oddly.config import get_settings
 SMALL = DatasetSpec(seeds=(1, 2), hours=0.3, n_events=10, scenarios_per_hour=60)
 # Two features that say nothing about a price: a model on them alone must do worse.
 UNINFORMATIVE = ("minutes_to_kick_off", "is_live")
-
-
-@pytest.fixture(scope="session")
-def migrated_mlflow_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A migrated tracking store, made once (MLflow's migrations take seconds) and copied per test."""
-    root = tmp_path_factory.mktemp("mlflow-template")
-    Tracking.sqlite(root / "mlflow.db", root / "mlartifacts").migrate()
-    return root / "mlflow.db"
-
-
-@pytest.fixture
-def tracking(migrated_mlflow_db: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Tracking]:
-    """A fresh copy of the migrated store under `tmp_path`, active for this test."""
-    import mlflow
-
-    db = tmp_path / "mlflow.db"
-    shutil.copyfile(migrated_mlflow_db, db)
-    store = Tracking.sqlite(db, tmp_path / "mlartifacts")
-    # activate() exports these; monkeypatch puts the previous values back afterwards
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", store.uri)
-    monkeypatch.setenv("MLFLOW_REGISTRY_URI", store.uri)
-    store.activate()
-    yield store
-    if mlflow.active_run() is not None:
-        mlflow.end_run()
 
 
 @pytest.fixture(scope="module")
