@@ -21,6 +21,8 @@ COMMANDS = {
     "dagster-home": "oddly.dagster_home:dagster_home_command",
     "train": "ml.cli:train",
     "evaluate": "ml.cli:evaluate",
+    "send": "oddly.telegram.cli:send",
+    "fake-telegram": "oddly.telegram.cli:fake_telegram",
 }
 
 
