@@ -6,6 +6,7 @@ import click
 
 from benchmarks.ingest import ingest
 from benchmarks.marts import marts
+from benchmarks.score import score
 
 
 @click.group()
@@ -15,3 +16,4 @@ def bench() -> None:
 
 bench.add_command(ingest)
 bench.add_command(marts)
+bench.add_command(score)

@@ -83,7 +83,7 @@ def _prices_sql(sharp: str) -> str:
         with base as (
             select
                 row_id, observed_at, bookmaker, event_id, market, coalesce(line, -999.0) as line_key,
-                outcome, starts_at, is_live, status = 'suspended' as suspended,
+                outcome, starts_at, is_live, status = 'suspended' as suspended, changed_before, keep,
                 bookmaker in {sharp} as is_sharp,
                 last_value(case when status = 'open' then price end ignore nulls)
                     over ({_BOOK_SELECTION} rows between unbounded preceding and current row) as price_now
@@ -99,12 +99,15 @@ def _prices_sql(sharp: str) -> str:
                     {_BOOK_SELECTION} range between interval 5 minutes preceding and current row) as dq_5m,
                 q - first_value(q) over (
                     {_BOOK_SELECTION} range between interval 1 minute preceding and current row) as dq_1m,
-                coalesce(q <> lag(q) over ({_BOOK_SELECTION}), true) as changed
+                coalesce(q <> lag(q) over ({_BOOK_SELECTION}), changed_before is null) as changed
             from implied
         )
         select *,
-            max(case when changed then observed_at end)
-                over ({_BOOK_SELECTION} rows between unbounded preceding and current row) as last_change_at,
+            coalesce(
+                max(case when changed then observed_at end)
+                    over ({_BOOK_SELECTION} rows between unbounded preceding and current row),
+                changed_before
+            ) as last_change_at,
             sum(q) over (partition by observed_at, bookmaker, event_id, market, line_key) as q_sum
         from changes
     """
@@ -157,11 +160,22 @@ def book_profiles(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
 
 
 def compute_features(
-    panel: pd.DataFrame, sharp_books: Collection[str], profiles: pd.DataFrame | None = None
+    panel: pd.DataFrame,
+    sharp_books: Collection[str],
+    profiles: pd.DataFrame | None = None,
+    *,
+    threads: int = 1,
+    keep: pd.Series | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """FEATURES for every panel row, in the panel's order, with `usable` (false while a selection
     has never had an open price); and the book profiles used (from the panel itself unless given,
-    e.g. from `marts.fct_bookmaker_quality`: columns bookmaker, market, lag_seconds, margin)."""
+    e.g. from `marts.fct_bookmaker_quality`: columns bookmaker, market, lag_seconds, margin).
+
+    A panel cut out of a longer history (live scoring) may carry `changed_before`: when each
+    selection last changed before the panel's first row, so its first row is not taken for a
+    change. `threads` above 1 is faster but not bit-for-bit reproducible (see below). With `keep`
+    (a boolean mask over the panel), only those rows get features (in panel order); the others
+    are history the windows look back on — what live scoring needs, at a fraction of the work."""
     missing = [c for c in PANEL_COLUMNS if c not in panel.columns]
     if missing:
         raise ValueError(f"panel lacks columns {missing}; it needs {list(PANEL_COLUMNS)}")
@@ -170,18 +184,27 @@ def compute_features(
     sharp = _sql_list(sharp_books)
     # One thread: parallel sums add in varying order, and last-bit differences move a gradient
     # boosting model's bin edges, so the same seed would not give the same model.
-    con = duckdb.connect(config={"threads": 1})
+    con = duckdb.connect(config={"threads": threads})
     try:
         con.execute("set TimeZone = 'UTC'")
-        con.register("panel", panel[list(PANEL_COLUMNS)].assign(row_id=range(len(panel))))
+        changed_before = (
+            pd.to_datetime(panel["changed_before"], utc=True)
+            if "changed_before" in panel.columns
+            else pd.Series(pd.NaT, index=panel.index, dtype="datetime64[us, UTC]")
+        )
+        kept = pd.Series(True, index=panel.index) if keep is None else keep.astype(bool)
+        rows = panel[list(PANEL_COLUMNS)].assign(
+            row_id=range(len(panel)), changed_before=changed_before, keep=kept.to_numpy()
+        )
+        con.register("panel", rows)
         con.execute(f"create temp table prices as {_prices_sql(sharp)}")
         used = book_profiles(con) if profiles is None else profiles
         con.register("profiles", used[["bookmaker", "market", "lag_seconds", "margin"]])
         features = con.execute(_features_sql()).df()
     finally:
         con.close()
-    if len(features) != len(panel):
-        raise AssertionError(f"feature rows {len(features)} != panel rows {len(panel)}")
+    if len(features) != int(kept.sum()):
+        raise AssertionError(f"feature rows {len(features)} != panel rows kept {int(kept.sum())}")
     return features.drop(columns="row_id"), used
 
 
@@ -190,7 +213,7 @@ def _features_sql() -> str:
     not_exclusive = _sql_list(NOT_EXCLUSIVE)
     return f"""
         with fair as (
-            select *, q / q_sum as p, q_sum - 1 as overround from prices
+            select *, q / q_sum as p, q_sum - 1 as overround from prices where keep
         ),
         across_books as (
             select *,

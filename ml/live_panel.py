@@ -6,8 +6,9 @@ ends at the latest observation in the warehouse, and each (grid time, selection)
 selection's last tick at or before it (an as-of join). The state before the window comes from the
 first tick in it (its `previous_price`) or, for selections that did not change, from the current
 marts. The window reaches `LOOKBACK` behind the first grid time to score, so 5-minute moves are
-measured as in training. The canonical event is split by period, since the features compare books
-within one market of one period.
+measured as in training. Only markets where some book moved inside the window are rebuilt: a
+market nobody touched scores as it did on the previous run. The canonical event is split by
+period, since the features compare books within one market of one period.
 """
 
 from __future__ import annotations
@@ -26,11 +27,11 @@ LOOKBACK = timedelta(minutes=6)
 # At most this many grid times are scored per run (a run after a long pause scores the latest).
 MAX_FRESH_CYCLES = 30
 # The identifying columns kept next to the panel for writing scores.
-SELECTION_COLUMNS = ["selection_key", "canonical_event_id", "period"]
+SELECTION_COLUMNS = ["changed_before", "selection_key", "canonical_event_id", "period"]
 
 _CURRENT_SQL = """
     select selection_key, canonical_event_id, bookmaker, market, period, line, outcome,
-           price, status, is_live, starts_at
+           price, status, is_live, starts_at, last_changed_at
     from marts.fct_prices_current
 """
 
@@ -92,11 +93,24 @@ def _assemble(
     try:
         con.execute("set TimeZone = 'UTC'")
         con.register("grid", grid)
-        con.register("sel", current)
+        con.register("current", current)
         con.register("ticks", ticks)
         return con.execute(
             f"""
-            with first_ticks as (
+            with groups as (
+                select *, canonical_event_id || '|' || period || '|' || market || '|'
+                          || coalesce(cast(line as varchar), '') as group_key
+                from current
+            ),
+            sel as (
+                -- only markets where some book moved in the window: a quiet market's rows are
+                -- what the previous runs already scored
+                select * exclude (group_key) from groups
+                where group_key in (
+                    select g.group_key from groups as g join ticks as t on t.selection_key = g.selection_key
+                )
+            ),
+            first_ticks as (
                 -- first(… order by): arg_min would skip a first tick's null previous price
                 select selection_key, first(previous_price order by observed_at) as previous_price
                 from ticks group by selection_key
@@ -118,13 +132,16 @@ def _assemble(
                 from ticks where selection_key in (select selection_key from sel)
             ),
             cells as (
-                select grid.observed_at, sel.* exclude (price, status, is_live)
+                select grid.observed_at, sel.* exclude (price, status, is_live, last_changed_at),
+                       -- when it last changed before the window (unknown if it changed inside it)
+                       case when f.selection_key is null then sel.last_changed_at end as changed_before
                 from grid cross join sel
+                left join first_ticks as f on f.selection_key = sel.selection_key
             )
             select cells.observed_at, cells.bookmaker,
                    cells.canonical_event_id || '|' || cells.period as event_id,
                    cells.market, cells.line, cells.outcome, states.price, states.status,
-                   states.is_live, cells.starts_at,
+                   states.is_live, cells.starts_at, cells.changed_before,
                    cells.selection_key, cells.canonical_event_id, cells.period
             from cells
             asof join states

@@ -8,6 +8,7 @@ itself, so the asset loads `models:/oddly-anomaly@champion` once per run and pas
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Collection
 from dataclasses import dataclass, field
@@ -25,6 +26,8 @@ from ml.live_panel import book_profiles, live_panel
 from ml.models import AnomalyScorer
 from oddly.warehouse.store import Warehouse
 
+# Live scoring need not be bit-for-bit reproducible as training is: use the cores.
+SCORING_THREADS = max(1, min(4, os.cpu_count() or 1))
 # Share of all scored rows kept (with features) for the drift check.
 SAMPLE_PERCENT = 5
 # Without an operating point from training, the top this-share of a run's rows are candidates.
@@ -75,18 +78,23 @@ def score_fresh(
     live = live_panel(warehouse, after=scores_store.last_latest(app_engine), cycle_seconds=cycle_seconds)
     if live.panel.empty or not live.fresh.any():
         return ScoringReport(model_version, live.latest, 0, 0, 0, time.perf_counter() - started)
-    features, _ = compute_features(live.panel, sharp_books, book_profiles(warehouse, set(sharp_books)))
-    keep = (live.fresh & features["usable"]).to_numpy()
-    panel = live.panel.reset_index(drop=True)
+    profiles = book_profiles(warehouse, set(sharp_books))
+    fresh = live.fresh.reset_index(drop=True)
+    features, _ = compute_features(
+        live.panel.reset_index(drop=True), sharp_books, profiles, threads=SCORING_THREADS, keep=fresh
+    )
+    panel = live.panel.reset_index(drop=True)[fresh.to_numpy()].reset_index(drop=True)
     panel = panel.drop(columns=[c for c in NUMERIC_FEATURES if c in panel.columns])  # is_live: the feature's
-    rows = pd.concat([panel, features[list(NUMERIC_FEATURES)]], axis=1)[keep]
+    rows = pd.concat([panel, features[list(NUMERIC_FEATURES)]], axis=1)[features["usable"].to_numpy()]
     rows = rows.reset_index(drop=True)
     scores, threshold = score_rows(scorer, rows)
     rows["score"] = scores
     rows["threshold"] = threshold
     rows["is_candidate"] = scores > threshold
     rows["in_sample"] = _sampled(rows)
-    reasons = explain(scorer, rows[rows["is_candidate"]]) if rows["is_candidate"].any() else []
+    explainable = getattr(scorer, "reference_", None) is not None  # models trained before it: no reasons
+    flagged = rows[rows["is_candidate"]]
+    reasons = explain(scorer, flagged) if explainable else [[] for _ in range(len(flagged))]
     rows["reasons"] = None
     rows.loc[rows["is_candidate"], "reasons"] = [json.dumps([r.as_dict() for r in rs]) for rs in reasons]
     kept = rows[rows["is_candidate"] | rows["in_sample"]]
