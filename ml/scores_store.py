@@ -16,6 +16,7 @@ from datetime import datetime
 import pandas as pd
 import sqlalchemy as sa
 
+from ml.explain import Reason
 from ml.features import NUMERIC_FEATURES
 
 metadata = sa.MetaData()
@@ -98,15 +99,18 @@ def recent_sample(engine: sa.Engine, since: datetime, max_rows: int | None = Non
         return pd.read_sql_query(sa.select(*columns).where(*where), conn)
 
 
-def candidates(engine: sa.Engine, since: datetime) -> pd.DataFrame:
-    """Alert candidates scored since `since`, newest first, reasons parsed."""
+def candidates_after(engine: sa.Engine, after_id: int, limit: int = 5_000) -> pd.DataFrame:
+    """Alert candidates kept after row `after_id` (the alerting step's cursor), oldest first, with
+    their reasons as lines a person reads."""
     ensure_tables(engine)
     query = (
         sa.select(model_scores)
-        .where(model_scores.c.is_candidate, model_scores.c.scored_at >= since)
-        .order_by(model_scores.c.observed_at.desc(), model_scores.c.score.desc())
+        .where(model_scores.c.is_candidate, model_scores.c.id > after_id)
+        .order_by(model_scores.c.id)
+        .limit(limit)
     )
     with engine.connect() as conn:
         frame = pd.read_sql_query(query, conn)
-    frame["reasons"] = [json.loads(r) if r else [] for r in frame["reasons"]]
+    frame["reasons"] = [[Reason(**r).text() for r in json.loads(t)] if t else [] for t in frame["reasons"]]
+    frame["observed_at"] = pd.to_datetime(frame["observed_at"], utc=True)
     return frame

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dagster as dg
 
 from oddly.config import get_settings
+from orchestration.alerts.definitions import alerts_definitions
 from orchestration.ingestion.definitions import ingestion_definitions
 from orchestration.ml.definitions import ml_definitions
 from orchestration.resources import resources_for
@@ -17,5 +18,6 @@ defs = dg.Definitions.merge(
     ingestion_definitions(settings.config),
     warehouse_definitions(settings.config),
     ml_definitions(),
+    alerts_definitions(),
     dg.Definitions(resources=resources_for(deployment)),
 )

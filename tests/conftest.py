@@ -103,3 +103,14 @@ def tracking(migrated_mlflow_db: Path, tmp_path: Path, monkeypatch: pytest.Monke
     yield store
     if mlflow.active_run() is not None:
         mlflow.end_run()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def isolated_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Every test's default ODDLY_HOME is a temporary folder: no test writes into the repo's
+    `.oddly` (a test that needs its own home sets ODDLY_HOME itself)."""
+    home = tmp_path_factory.mktemp("oddly-home")
+    with pytest.MonkeyPatch.context() as patch:
+        if "ODDLY_HOME" not in os.environ:
+            patch.setenv("ODDLY_HOME", str(home))
+        yield home

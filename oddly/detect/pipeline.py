@@ -16,7 +16,8 @@ fct_value_bets and fct_bookmaker_quality and runs every detector that has its in
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
+from datetime import datetime
 
 import pandas as pd
 import pyarrow as pa
@@ -89,21 +90,29 @@ def detect_marts(
     steam_moves: Frame | None = None,
     value_bets: Frame | None = None,
     quality: Frame | None = None,
+    only: Collection[str] | None = None,
 ) -> list[Detection]:
-    """Every detector whose input is given, on rows of the marts: `prices` from
-    fct_prices_current (out of line, arbitrage, stale line; also the tick times of value bets),
-    `steam_moves` from fct_steam_moves, `value_bets` from fct_value_bets, `quality` from
-    fct_bookmaker_quality (what staleness is normal per book)."""
+    """Every detector whose input is given (and, with `only`, that is named there), on rows of the
+    marts: `prices` from fct_prices_current (out of line, arbitrage, stale line; also the tick
+    times of value bets), `steam_moves` from fct_steam_moves, `value_bets` from fct_value_bets,
+    `quality` from fct_bookmaker_quality (what staleness is normal per book)."""
+
+    def wanted(name: str) -> bool:
+        return only is None or name in only
+
     found: list[Detection] = []
     price_rows = to_frame(prices) if prices is not None else pd.DataFrame()
     if not price_rows.empty:
         normalized = prices_frame(price_rows, "marts prices")
-        found += detect_out_of_line(normalized, rules)
-        found += detect_arbitrage(normalized, rules)
-        found += detect_stale_lines(normalized, rules, quality)
-    if steam_moves is not None:
+        if wanted("out_of_line"):
+            found += detect_out_of_line(normalized, rules)
+        if wanted("arbitrage"):
+            found += detect_arbitrage(normalized, rules)
+        if wanted("stale_line"):
+            found += detect_stale_lines(normalized, rules, quality)
+    if steam_moves is not None and wanted("steam"):
         found += detect_steam(steam_moves, rules)
-    if value_bets is not None:
+    if value_bets is not None and wanted("value"):
         found += detect_value(_with_tick_times(to_frame(value_bets), price_rows), rules)
     return sort_detections(found)
 
@@ -166,3 +175,28 @@ def detect_ingested(warehouse: Warehouse, ticks: pa.Table, rules: Rules) -> list
     events = mapping.to_pandas().drop_duplicates(["bookmaker", "source_event_id"])
     ticks_frame = fresh.to_pandas().merge(events, on=["bookmaker", "source_event_id"], how="left")
     return detect_fresh(ticks_frame, state.to_pandas(), rules)
+
+
+# The detectors that need the marts (the fast ones already ran inside each ingestion run).
+MART_DETECTORS = ("steam", "value", "stale_line")
+
+
+def detect_in_marts(
+    warehouse: Warehouse, rules: Rules, *, since: datetime, only: Collection[str] = MART_DETECTORS
+) -> list[Detection]:
+    """`detect_marts` on the marts as the warehouse holds them now, keeping what was detected
+    after `since` (so a value bet that stands for an hour is decided once, not every cycle)."""
+    stamp = pd.Timestamp(since).isoformat()
+    prices, steam, value, quality = (
+        warehouse.arrow(sql)
+        for sql in (
+            "select * from marts.fct_prices_current",
+            f"select * from marts.fct_steam_moves where last_moved_at > '{stamp}'",
+            "select * from marts.fct_value_bets",
+            "select * from marts.fct_bookmaker_quality",
+        )
+    )
+    found = detect_marts(
+        rules, prices=prices, steam_moves=steam, value_bets=value, quality=quality, only=only
+    )
+    return [d for d in found if pd.Timestamp(d.detected_at) > pd.Timestamp(since)]

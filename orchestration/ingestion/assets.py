@@ -4,11 +4,13 @@ call into `oddly.ingest` (the same code `oddly scan` runs)."""
 import dagster as dg
 from dagster._core.definitions.unresolved_asset_job_definition import UnresolvedAssetJobDefinition
 
+from oddly.alerts.run import alert_fast_path
 from oddly.config import FeedConfig, get_settings
 from oddly.dagster_home import WAREHOUSE_WRITER_POOL
 from oddly.detect.rules import rules_for_ingestion
 from oddly.ingest import IngestReport, ingest_feed
-from orchestration.resources import WarehouseResource
+from oddly.model import now_utc
+from orchestration.resources import AppDatabaseResource, WarehouseResource
 
 
 def feed_asset_key(feed: FeedConfig) -> dg.AssetKey:
@@ -62,16 +64,32 @@ def build_feed_asset(feed: FeedConfig) -> dg.AssetsDefinition:
             "interval_seconds": feed.interval_seconds,
         },
     )
-    def ingest(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
-        rules, rules_problem = rules_for_ingestion(get_settings().rules_file)
-        report = ingest_feed(
-            feed, warehouse.get(), feed_run_id=f"{feed.name}-{context.run.run_id}", rules=rules
-        )
+    def ingest(
+        context: dg.AssetExecutionContext, warehouse: WarehouseResource, app_db: AppDatabaseResource
+    ) -> dg.MaterializeResult:
+        settings = get_settings()
+        rules, rules_problem = rules_for_ingestion(settings.rules_file)
+        wh = warehouse.get()
+        report = ingest_feed(feed, wh, feed_run_id=f"{feed.name}-{context.run.run_id}", rules=rules)
         report.detection_error = report.detection_error or rules_problem
+        # the fast path: this run's detections decided and queued now, not after dbt
+        alerts, alert_error = alert_fast_path(
+            app_db.engine,
+            report.detections,
+            policy_file=settings.alert_policy_file,
+            app_url=settings.app_url,
+            warehouse=wh,
+            sharp_books=rules.sharp_books if rules else (),
+            now=now_utc(),
+        )
         metadata: dict[str, object] = {
             **report.as_metadata(),
+            **({} if alerts is None else {f"alerts_{k}": v for k, v in alerts.as_metadata().items()}),
             "report": dg.MetadataValue.md(report_table(report)),
         }
+        if alert_error:
+            metadata["alert_error"] = alert_error
+            context.log.warning(alert_error)
         context.log.info(report.summary_line())
         if report.status == "failed":
             raise dg.Failure(description=report.error, metadata=metadata)

@@ -17,7 +17,7 @@ from oddly.simulator.config import SimConfig
 from oddly.simulator.server import RunningSimulator, start_in_thread
 from oddly.warehouse.store import Warehouse
 from orchestration.ingestion.definitions import ingestion_definitions
-from orchestration.resources import WarehouseResource
+from orchestration.resources import AppDatabaseResource, WarehouseResource
 from tests.conftest import drop_pg_database, make_pg_database
 
 FAST = HttpPolicy(retries=1, backoff_seconds=0.01, timeout_seconds=2, requests_per_second=100)
@@ -38,7 +38,9 @@ def feed(name: str, url: str, book: str = "22bet") -> FeedConfig:
 def definitions(feeds: list[FeedConfig], warehouse_url: str) -> dg.Definitions:
     return dg.Definitions.merge(
         ingestion_definitions(OddlyConfig(feeds=feeds)),
-        dg.Definitions(resources={"warehouse": WarehouseResource(url=warehouse_url)}),
+        dg.Definitions(
+            resources={"warehouse": WarehouseResource(url=warehouse_url), "app_db": AppDatabaseResource()}
+        ),
     )
 
 

@@ -28,7 +28,7 @@ from oddly.warehouse.snapshot import snapshot_path
 from oddly.warehouse.store import Warehouse
 from orchestration.ingestion.assets import feed_asset_key
 from orchestration.ingestion.definitions import ingestion_definitions
-from orchestration.resources import WarehouseResource
+from orchestration.resources import AppDatabaseResource, WarehouseResource
 from orchestration.warehouse.assets import EVENT_MAP_KEY, ODDS_TICKS_KEY, match_table
 from orchestration.warehouse.dbt_project import DBT_PROJECT, dbt_resource
 from orchestration.warehouse.definitions import warehouse_definitions
@@ -65,7 +65,9 @@ def definitions(feeds: list[Any], warehouse: WarehouseResource) -> dg.Definition
     return dg.Definitions.merge(
         ingestion_definitions(config),
         warehouse_definitions(config),
-        dg.Definitions(resources={"warehouse": warehouse, "dbt": dbt_resource()}),
+        dg.Definitions(
+            resources={"warehouse": warehouse, "dbt": dbt_resource(), "app_db": AppDatabaseResource()}
+        ),
     )
 
 

@@ -1,0 +1,150 @@
+"""One alerting step: candidates (rule detections, model scores) → context → decisions → audit and
+outbox in one transaction → due digests flushed. The ingestion run calls it on its fast detections
+(red alerts do not wait for dbt); the Dagster alert asset calls it after every marts refresh on the
+scores and the mart detectors' findings.
+
+Red alerts carry a line-movement chart of their outcome across books (the last `CHART_WINDOW`).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import sqlalchemy as sa
+
+from oddly.alerts.alert import Alert
+from oddly.alerts.context import enrich
+from oddly.alerts.decide import Decision, to_candidates
+from oddly.alerts.outbox import decide_and_queue, flush_digests
+from oddly.alerts.policy import AlertPolicy, PolicyError, load_policy
+from oddly.detect.detection import Detection
+from oddly.telegram.chart import ChartInputError, line_chart_png, outcome_history
+from oddly.telegram.message import render_alert, render_caption, render_digest
+from oddly.warehouse.reader import MartsReader
+from oddly.warehouse.store import Warehouse
+
+log = logging.getLogger(__name__)
+
+CHART_WINDOW = timedelta(hours=2)
+
+
+@dataclass(frozen=True)
+class AlertSummary:
+    decisions: int
+    by_action: dict[str, int] = field(default_factory=dict)  # queued, digest, recorded, held, rejected
+    by_severity: dict[str, int] = field(default_factory=dict)
+    digests_sent: int = 0
+    examples: list[str] = field(default_factory=list)  # the queued alerts' explanations
+
+    def describe(self) -> str:
+        if not self.decisions:
+            return "no alert candidates"
+        actions = ", ".join(f"{n} {a}" for a, n in sorted(self.by_action.items()))
+        return f"{self.decisions} decision(s): {actions}; {self.digests_sent} digest(s) flushed"
+
+    def as_metadata(self) -> dict[str, int]:
+        return {
+            "decisions": self.decisions,
+            **{f"action_{a}": n for a, n in self.by_action.items()},
+            **{f"severity_{s}": n for s, n in self.by_severity.items()},
+            "digests_sent": self.digests_sent,
+        }
+
+
+def renderer(app_url: str, warehouse: Warehouse | None, sharp_books: Iterable[str] = ()) -> Any:
+    """The outbox's render callback: red alerts as a chart with a caption, others as text. A chart
+    that cannot be drawn (no history yet, a warehouse error) falls back to text, never fails."""
+    sharp = next(iter(sharp_books), None)
+
+    def render(alert: Alert) -> tuple[str, bytes | None]:
+        if alert.severity != "red" or warehouse is None or not alert.canonical_event_id or not alert.outcome:
+            return render_alert(alert, app_url), None
+        try:
+            history = outcome_history(
+                warehouse,
+                alert.canonical_event_id,
+                alert.market,
+                alert.period,
+                alert.line,
+                alert.outcome,
+                since=alert.detected_at - CHART_WINDOW,
+            )
+            if history.empty:
+                return render_alert(alert, app_url), None
+            title = f"{alert.event_name}: {alert.market} {alert.outcome}"
+            png = line_chart_png(
+                history, title, alert.fair_price, sharp_bookmaker=sharp, marked_at=alert.detected_at
+            )
+        except (ChartInputError, sa.exc.SQLAlchemyError, ValueError) as exc:
+            log.warning("alert %s: no chart (%s); sending text", alert.alert_id, exc)
+            return render_alert(alert, app_url), None
+        return render_caption(alert, app_url), png
+
+    return render
+
+
+def run_alerts(
+    engine: sa.Engine,
+    candidates: Iterable[Detection | Mapping[str, Any]] | pd.DataFrame,
+    policy: AlertPolicy,
+    now: datetime,
+    *,
+    app_url: str,
+    warehouse: Warehouse | None = None,
+    marts: MartsReader | None = None,
+    sharp_books: Iterable[str] = (),
+) -> AlertSummary:
+    """Decide and queue `candidates`, then flush the digests that are due."""
+    parsed = to_candidates(candidates)
+    decisions: list[Decision] = []
+    if parsed:
+        context = enrich(parsed, warehouse, marts)
+        render = renderer(app_url, warehouse, sharp_books)
+        decisions = decide_and_queue(engine, parsed, policy, now, render, context=context)
+    digests = flush_digests(engine, now, partial(render_digest, app_url=app_url))
+    return AlertSummary(
+        decisions=len(decisions),
+        by_action=dict(Counter(d.action for d in decisions)),
+        by_severity=dict(Counter(d.severity for d in decisions if d.severity)),
+        digests_sent=digests,
+        examples=[d.alert.explanation for d in decisions if d.action == "queued" and d.alert][:10],
+    )
+
+
+def alert_fast_path(
+    open_engine: Callable[[], sa.Engine],
+    detections: list[Detection],
+    *,
+    policy_file: Path,
+    app_url: str,
+    warehouse: Warehouse,
+    sharp_books: Iterable[str],
+    now: datetime,
+) -> tuple[AlertSummary | None, str | None]:
+    """The ingestion run's own detections, decided and queued in that run. A failure here (a broken
+    policy file, the app database down) is returned as a message for the run's report: the run's
+    ticks are committed and stay; only these detections go undecided, and say so."""
+    if not detections:
+        return AlertSummary(0), None
+    engine = None
+    try:
+        policy = load_policy(policy_file)
+        engine = open_engine()
+        summary = run_alerts(
+            engine, detections, policy, now, app_url=app_url, warehouse=warehouse, sharp_books=sharp_books
+        )
+    except (PolicyError, sa.exc.SQLAlchemyError, OSError) as exc:
+        log.exception("alerting failed on %d fresh detections", len(detections))
+        return None, f"alerts not decided for {len(detections)} detection(s): {exc}"
+    finally:
+        if engine is not None:
+            engine.dispose()
+    return summary, None
