@@ -23,6 +23,7 @@ COMMANDS = {
     "evaluate": "ml.cli:evaluate",
     "send": "oddly.telegram.cli:send",
     "fake-telegram": "oddly.telegram.cli:fake_telegram",
+    "bot": "oddly.telegram.bot:bot",
 }
 
 

@@ -7,11 +7,11 @@ import os
 import re
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -114,6 +114,14 @@ class Settings(BaseSettings):
         description="Bot API base URL the token is appended to, e.g. the fake's http://127.0.0.1:8081/bot; "
         "Telegram's when unset",
     )
+    # Comma-separated chat ids ("123,-100456"). An empty allow-list lets every chat use the bot (a
+    # public bot); a private deployment sets it. Admin chats are always allowed and get /status.
+    telegram_allowed_chats: Annotated[list[int], NoDecode] = Field(
+        default_factory=list, description="chat ids that may use `oddly bot`; empty: every chat"
+    )
+    telegram_admin_chats: Annotated[list[int], NoDecode] = Field(
+        default_factory=list, description="chat ids that administer `oddly bot` (always allowed)"
+    )
     app_url: str = Field(
         default="http://127.0.0.1:8501", description="the Streamlit app, for links in alerts"
     )
@@ -125,6 +133,17 @@ class Settings(BaseSettings):
         default=REPO_ROOT / "config" / "alert_policy.yaml",
         description="alert severities, cooldown and re-send rules (oddly.alerts.policy)",
     )
+
+    @field_validator("telegram_allowed_chats", "telegram_admin_chats", mode="before")
+    @classmethod
+    def _chat_ids(cls, value: Any) -> Any:
+        if not isinstance(value, str):
+            return value
+        ids = [part for part in re.split(r"[,\s]+", value.strip()) if part]
+        bad = [part for part in ids if not re.fullmatch(r"-?\d+", part)]
+        if bad:
+            raise ValueError(f"chat ids are whole numbers separated by commas; not one: {', '.join(bad)}")
+        return [int(part) for part in ids]
 
     @property
     def duckdb_path(self) -> Path:
