@@ -106,6 +106,9 @@ class Settings(BaseSettings):
     simulator_host: str = "127.0.0.1"
     simulator_port: int = 8765
     mlflow_port: int = Field(default=5000, description="where `oddly demo` serves the MLflow UI")
+    fake_telegram_port: int = Field(
+        default=8081, description="where `oddly demo` serves the fake Bot API when no bot token is set"
+    )
     telegram_bot_token: SecretStr | None = Field(
         default=None, description="Telegram bot token (secret: only from the environment, never logged)"
     )

@@ -17,15 +17,57 @@ import httpx
 from oddly.config import REPO_ROOT, Settings, get_settings
 from oddly.dagster_home import password_env, write_dagster_yaml
 
+# The chat the demo subscribes when it runs the fake Bot API, so alerts arrive on its page.
+DEMO_CHAT_ID = 1
+
 
 @dataclass
 class Service:
     name: str
     argv: list[str]
     url: str
-    ready_url: str
+    ready_url: str | None  # None: ready once it has run a moment without exiting
     env: dict[str, str] = field(default_factory=dict)
     process: subprocess.Popen[bytes] | None = None
+
+
+def telegram_env(settings: Settings) -> dict[str, str]:
+    """With no bot token the demo runs the fake Bot API, and the sender and bot talk to it."""
+    if settings.telegram_bot_token is not None:
+        return {}
+    return {"ODDLY_TELEGRAM_API_URL": f"http://127.0.0.1:{settings.fake_telegram_port}/bot"}
+
+
+def telegram_services(settings: Settings) -> list[Service]:
+    oddly = str(Path(sys.executable).parent / "oddly")
+    env = telegram_env(settings)
+    out = []
+    if env:
+        fake = f"http://127.0.0.1:{settings.fake_telegram_port}"
+        out.append(
+            Service(
+                "telegram", [oddly, "fake-telegram", "--port", str(settings.fake_telegram_port)], fake, fake
+            )
+        )
+    target = "the fake Bot API" if env else "Telegram"
+    out.append(Service("sender", [oddly, "send"], f"outbox → {target}", None, env))
+    out.append(Service("bot", [oddly, "bot"], f"polling {target}", None, env))
+    return out
+
+
+def subscribe_demo_chat(settings: Settings) -> None:
+    """The fake Bot API has no users to press /start: subscribe one demo chat with default filters."""
+    from oddly.alerts.subscriptions import get_subscription, register_chat
+    from oddly.appdb import open_app_db
+    from oddly.model import now_utc
+
+    engine = open_app_db(settings)
+    try:
+        with engine.begin() as conn:
+            if get_subscription(conn, DEMO_CHAT_ID) is None:
+                register_chat(conn, DEMO_CHAT_ID, now_utc())
+    finally:
+        engine.dispose()
 
 
 def services(settings: Settings, dagster_port: int) -> list[Service]:
@@ -80,10 +122,18 @@ def services(settings: Settings, dagster_port: int) -> list[Service]:
             mlflow,
             f"{mlflow}/health",
         ),
+        *telegram_services(settings),
     ]
 
 
 def _wait_ready(service: Service, timeout: float) -> None:
+    if service.ready_url is None:
+        time.sleep(1.0)
+        if service.process is not None and service.process.poll() is not None:
+            raise click.ClickException(
+                f"{service.name} exited with code {service.process.returncode}; see its output above"
+            )
+        return
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if service.process is not None and service.process.poll() is not None:
@@ -100,7 +150,18 @@ def _wait_ready(service: Service, timeout: float) -> None:
     raise click.ClickException(f"{service.name} did not answer at {service.ready_url} within {timeout:.0f} s")
 
 
-def _stop(running: list[Service]) -> None:
+def start_service(service: Service, ready_timeout: float, running: list[Service]) -> None:
+    """Start `service` in its own session (so a stop reaches its children), add it to `running`
+    (so a failure below still stops it) and wait until it answers."""
+    service.process = subprocess.Popen(
+        service.argv, env={**os.environ, **service.env}, cwd=REPO_ROOT, start_new_session=True
+    )
+    running.append(service)
+    _wait_ready(service, ready_timeout)
+
+
+def stop_services(running: list[Service]) -> None:
+    """SIGTERM every service's process group (last started first), SIGKILL any not gone in 20 s."""
     for service in reversed(running):
         if service.process and service.process.poll() is None:
             os.killpg(service.process.pid, signal.SIGTERM)
@@ -112,7 +173,8 @@ def _stop(running: list[Service]) -> None:
                 os.killpg(service.process.pid, signal.SIGKILL)
 
 
-def _interrupt(signum: int, frame: object) -> None:
+def interrupt_on_sigterm(signum: int, frame: object) -> None:
+    """A signal handler: SIGTERM stops the services as Ctrl-C does."""
     raise KeyboardInterrupt
 
 
@@ -121,25 +183,28 @@ def _interrupt(signum: int, frame: object) -> None:
 @click.option("--ready-timeout", default=180.0, show_default=True, help="Seconds to wait for each service.")
 def demo(dagster_port: int, ready_timeout: float) -> None:
     """Run the platform locally: simulator, Dagster (webserver + daemon with the feed and marts sensors),
-    the MLflow UI."""
+    the MLflow UI, the Telegram sender and bot — against a fake Bot API with its own page when no
+    ODDLY_TELEGRAM_BOT_TOKEN is set."""
     settings = get_settings()
     settings.home.mkdir(parents=True, exist_ok=True)
     write_dagster_yaml(settings)
+    if telegram_env(settings):
+        subscribe_demo_chat(settings)
     running: list[Service] = []
-    signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGTERM, interrupt_on_sigterm)
     try:
         for service in services(settings, dagster_port):
             click.echo(f"starting {service.name} …")
-            service.process = subprocess.Popen(
-                service.argv, env={**os.environ, **service.env}, cwd=REPO_ROOT, start_new_session=True
-            )
-            running.append(service)
-            _wait_ready(service, ready_timeout)
+            start_service(service, ready_timeout, running)
         click.echo("\nOddly Odds is running (Ctrl-C stops everything):")
         for service in running:
             click.echo(f"  {service.name:<10} {service.url}")
         click.echo(f"  warehouse  {settings.resolved_warehouse_url}")
         click.echo("The feed sensors poll every 10 s, the marts refresh after them; see the Dagster UI.")
+        if telegram_env(settings):
+            click.echo(
+                f"No bot token set: alerts to demo chat {DEMO_CHAT_ID} appear on the telegram page above."
+            )
         while all(s.process and s.process.poll() is None for s in running):
             time.sleep(1)
         dead = [s.name for s in running if s.process and s.process.poll() is not None]
@@ -147,4 +212,4 @@ def demo(dagster_port: int, ready_timeout: float) -> None:
     except KeyboardInterrupt:
         click.echo("\nstopping …")
     finally:
-        _stop(running)
+        stop_services(running)

@@ -40,14 +40,21 @@ def published_prices(home: Path) -> int:
 def test_demo_runs_the_platform_and_the_sensors_ingest_every_feed_and_refresh_the_marts(
     tmp_path: Path,
 ) -> None:
-    sim_port, dagster_port, mlflow_port = free_port(), free_port(), free_port()
+    sim_port, dagster_port, mlflow_port, telegram_port = free_port(), free_port(), free_port(), free_port()
     env = {
         **os.environ,
         "ODDLY_HOME": str(tmp_path),
         "ODDLY_SIMULATOR_PORT": str(sim_port),
         "ODDLY_MLFLOW_PORT": str(mlflow_port),
+        "ODDLY_FAKE_TELEGRAM_PORT": str(telegram_port),
     }
-    for name in ("ODDLY_WAREHOUSE_URL", "ODDLY_DAGSTER_PG_URL", "ODDLY_MLFLOW_TRACKING_URI"):
+    for name in (
+        "ODDLY_WAREHOUSE_URL",
+        "ODDLY_DAGSTER_PG_URL",
+        "ODDLY_MLFLOW_TRACKING_URI",
+        "ODDLY_TELEGRAM_BOT_TOKEN",
+        "ODDLY_TELEGRAM_API_URL",
+    ):
         env.pop(name, None)
     log = (tmp_path / "demo.log").open("w+")
     demo = subprocess.Popen(
@@ -63,12 +70,16 @@ def test_demo_runs_the_platform_and_the_sensors_ingest_every_feed_and_refresh_th
         deadline = time.monotonic() + 240
         ok: set[str] = set()
         prices = 0
-        while time.monotonic() < deadline and (ok != feeds or not prices):
+        messages: list[dict[str, object]] = []
+        fake_telegram = f"http://127.0.0.1:{telegram_port}"
+        while time.monotonic() < deadline and (ok != feeds or not prices or not messages):
             assert demo.poll() is None, (tmp_path / "demo.log").read_text()[-3000:]
             if (tmp_path / "warehouse.duckdb").exists():
                 runs = Warehouse.from_url(f"duckdb:///{tmp_path}/warehouse.duckdb").feed_runs(limit=500)
                 ok = {r["feed"] for r in runs if r["status"] == "ok" and r["ticks_written"] > 0}
             prices = published_prices(tmp_path)
+            if "telegram" in (tmp_path / "demo.log").read_text():
+                messages = httpx.get(f"{fake_telegram}/messages.json", timeout=10).json()
             time.sleep(3)
         output = (tmp_path / "demo.log").read_text()
         assert ok == feeds, output[-3000:]
@@ -80,6 +91,14 @@ def test_demo_runs_the_platform_and_the_sensors_ingest_every_feed_and_refresh_th
         assert f"mlflow     http://127.0.0.1:{mlflow_port}" in output
         assert httpx.get(f"http://127.0.0.1:{mlflow_port}/health", timeout=10).status_code == 200
         assert (tmp_path / "mlflow.db").exists()  # the UI's store is the embedded one, not ./mlruns
+        # no token: the fake Bot API runs, and the sender delivers alerts to the demo chat there
+        assert f"telegram   {fake_telegram}" in output
+        assert messages, f"no alert reached the fake Bot API:\n{output[-3000:]}"
+        assert {str(m["chat_id"]) for m in messages} == {"1"}
+        assert (
+            "Messages" in httpx.get(fake_telegram, timeout=10).text
+            or httpx.get(fake_telegram).status_code == 200
+        )
     finally:
         os.killpg(demo.pid, signal.SIGINT)
         code = demo.wait(timeout=60)
