@@ -266,3 +266,44 @@ def test_the_drift_check_passes_on_the_training_distribution_and_names_shifted_f
     few = app_engine(tmp_path / "few")
     write_sample(few, sampled(reference, {}, DRIFT_MIN_ROWS - 1, seed=3))
     assert live_drift(few, scorer).report is None
+
+
+def test_the_training_asset_registers_and_promotes_only_a_better_model(tracking: Tracking) -> None:
+    from mlflow.tracking import MlflowClient
+
+    from ml.registry import MODEL_NAME, champion
+    from orchestration.ml.assets import anomaly_model
+
+    small = {
+        "train_seeds": "1",
+        "heldout_seeds": "101",
+        "hours": 0.25,
+        "events": 10,
+        "scenarios_per_hour": 60.0,
+    }
+    resources = {"mlflow": MlflowResource(tracking_uri=tracking.uri)}
+
+    def train(families: list[str]) -> dict[str, object]:
+        config = {"ops": {"ml__anomaly_model": {"config": {**small, "families": families}}}}
+        result = dg.materialize([anomaly_model], resources=resources, run_config=config)
+        assert result.success
+        [event] = result.asset_materializations_for_node("ml__anomaly_model")
+        return {k: v.value for k, v in event.metadata.items()}
+
+    first = train(["hgb"])
+    assert first["promoted"] is True and "no champion yet" in str(first["promotion"])
+    assert "| hgb | 1 |" in str(first["versions"])
+    # an unsupervised baseline on the same worlds does worse: registered, not promoted
+    second = train(["isolation_forest"])
+    assert second["promoted"] is False and "does not beat" in str(second["promotion"])
+    client = MlflowClient(tracking.uri, tracking.uri)
+    assert str(champion(client).version) == "1"  # type: ignore[union-attr]
+    assert len(client.search_model_versions(f"name = '{MODEL_NAME}'")) == 2
+
+    overlapping = dg.materialize(
+        [anomaly_model],
+        resources=resources,
+        run_config={"ops": {"ml__anomaly_model": {"config": {**small, "heldout_seeds": "1"}}}},
+        raise_on_error=False,
+    )
+    assert not overlapping.success
