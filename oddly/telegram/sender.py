@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Protocol
 
+import sqlalchemy as sa
 from telegram import LinkPreviewOptions, Message
 from telegram.constants import ParseMode
 from telegram.error import BadRequest, ChatMigrated, Forbidden, InvalidToken, RetryAfter, TelegramError
@@ -52,6 +53,8 @@ log = logging.getLogger(__name__)
 TELEGRAM_BASE_URL = "https://api.telegram.org/bot"
 # The fake Bot API takes any token; this one stands in when only ODDLY_TELEGRAM_API_URL is set.
 PLACEHOLDER_TOKEN = "1:oddly-fake-api-token"
+# Tries to record a delivery outcome while the app database is busy (about a minute in all).
+RECORD_ATTEMPTS = 10
 
 
 class OutboxRow(Protocol):
@@ -254,7 +257,12 @@ class Sender:
         if room <= 0:
             return 0
         now = datetime.now(UTC)
-        rows = await asyncio.to_thread(self.outbox.claim_due, min(room, self.config.batch_size), now)
+        try:
+            rows = await asyncio.to_thread(self.outbox.claim_due, min(room, self.config.batch_size), now)
+        except sa.exc.OperationalError as exc:
+            # the app database is busy (a long decision transaction) or down: try again next poll
+            log.warning("outbox unavailable (%s); trying again in %.1f s", exc.orig, self.config.poll_seconds)
+            return 0
         fresh = [row for row in rows if row.id not in self._in_flight]
         for row in fresh:
             self._in_flight.add(row.id)
@@ -263,6 +271,22 @@ class Sender:
             if chat.task is None:
                 chat.task = asyncio.create_task(self._drain_chat(chat), name=f"chat {row.chat_id}")
         return len(fresh)
+
+    async def _record(self, mark: Callable[..., None], *args: object) -> None:
+        """An outcome written to the outbox, retried while the database is busy or down: a sent
+        message whose `sent` is not recorded would be sent again once its claim expires."""
+        delay = 0.5
+        for attempt in range(RECORD_ATTEMPTS):
+            try:
+                await asyncio.to_thread(mark, *args)
+                return
+            except sa.exc.OperationalError as exc:
+                if attempt == RECORD_ATTEMPTS - 1:
+                    raise
+                what = getattr(mark, "__name__", "an outcome")
+                log.warning("outbox busy recording %s (%s); retrying in %.1f s", what, exc.orig, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10.0)
 
     async def _drain_chat(self, chat: _Chat) -> None:
         """One chat's messages in order, at most one per `per_chat_interval`, after any 429 pause."""
@@ -292,7 +316,7 @@ class Sender:
             return
         if self.after_send is not None:
             self.after_send(row)
-        await asyncio.to_thread(self.outbox.mark_sent, row.id, message.message_id, datetime.now(UTC))
+        await self._record(self.outbox.mark_sent, row.id, message.message_id, datetime.now(UTC))
         chat.not_before = time.monotonic() + self.config.per_chat_interval
         self.stats.sent += 1
         log.info("outbox %s (alert %s) sent to chat %s", row.id, row.alert_id, row.chat_id)
@@ -305,18 +329,18 @@ class Sender:
             wait = _retry_after_seconds(exc)
             chat.not_before = time.monotonic() + wait
             error = f"Telegram flood control (429): retry after {wait:g} s"
-            await asyncio.to_thread(self.outbox.mark_retry, row.id, error, now + timedelta(seconds=wait))
+            await self._record(self.outbox.mark_retry, row.id, error, now + timedelta(seconds=wait))
             self.stats.retried += 1
             log.warning("outbox %s to chat %s: %s; pausing this chat only", row.id, row.chat_id, error)
         elif isinstance(exc, InvalidToken):
-            await asyncio.to_thread(self.outbox.mark_retry, row.id, f"token rejected: {text}", now)
+            await self._record(self.outbox.mark_retry, row.id, f"token rejected: {text}", now)
             self._fatal = SenderConfigError(
                 f"Telegram rejected the bot token ({text}); check ODDLY_TELEGRAM_BOT_TOKEN "
                 "(and ODDLY_TELEGRAM_API_URL); no message was dropped"
             )
         elif isinstance(exc, BadRequest | Forbidden):  # BadRequest is a NetworkError: test it first
             reason = f"Telegram refused it for good ({type(exc).__name__}: {text})"
-            await asyncio.to_thread(self.outbox.mark_dead, row.id, reason)
+            await self._record(self.outbox.mark_dead, row.id, reason)
             self.stats.dead += 1
             log.warning(
                 "outbox %s (alert %s) to chat %s is dead: %s; fix or remove that chat's subscription",
@@ -328,7 +352,7 @@ class Sender:
         else:  # timeouts, 5xx, connection errors: transient
             delay = self.config.backoff(row.attempts)
             error = f"{type(exc).__name__}: {text}"
-            await asyncio.to_thread(self.outbox.mark_retry, row.id, error, now + timedelta(seconds=delay))
+            await self._record(self.outbox.mark_retry, row.id, error, now + timedelta(seconds=delay))
             self.stats.retried += 1
             log.warning(
                 "outbox %s to chat %s: %s (attempt %d); next try in %g s",

@@ -325,3 +325,34 @@ async def test_connect_waits_for_an_unreachable_bot_api(caplog: pytest.LogCaptur
     with FakeBotApi(port=port):
         assert await asyncio.wait_for(connecting, 5)
         await bot.shutdown()
+
+
+class BusyOutbox(Outbox):
+    """The real outbox, but the app database is locked for the first `busy` calls of each kind."""
+
+    def __init__(self, engine: sa.Engine, busy: int) -> None:
+        super().__init__(engine)
+        self.left = {"claim_due": busy, "mark_sent": busy}
+
+    def _busy(self, what: str) -> None:
+        if self.left[what] > 0:
+            self.left[what] -= 1
+            raise sa.exc.OperationalError("statement", {}, Exception("database is locked"))
+
+    def claim_due(self, limit: int, now: datetime):  # type: ignore[no-untyped-def]
+        self._busy("claim_due")
+        return super().claim_due(limit, now)
+
+    def mark_sent(self, message_id: int, telegram_message_id: int | None, sent_at: datetime) -> None:
+        self._busy("mark_sent")
+        super().mark_sent(message_id, telegram_message_id, sent_at)
+
+
+async def test_a_locked_app_database_delays_delivery_but_neither_stops_nor_repeats_it(
+    api: FakeBotApi, engine: sa.Engine
+) -> None:
+    row_id = queue_message(engine, "42", "through a busy database")
+    sender = Sender(BusyOutbox(engine, busy=2), make_bot(sender_settings(api.base_url), FAST), FAST)
+    async with sender.bot:
+        await run_until(sender, lambda: outbox_rows(engine)[row_id]["status"] == "sent", timeout=15)
+    assert [m.text for m in api.messages] == ["through a busy database"]  # sent once, recorded once
