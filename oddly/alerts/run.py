@@ -20,13 +20,13 @@ from typing import Any
 import pandas as pd
 import sqlalchemy as sa
 
+from oddly.alerts import audit
 from oddly.alerts.alert import Alert
-from oddly.alerts.context import enrich
-from oddly.alerts.decide import Decision, to_candidates
-from oddly.alerts.outbox import decide_and_queue, flush_digests
+from oddly.alerts.context import SelectionContext, SelectionRef, enrich
+from oddly.alerts.decide import Candidate, Decision, Rejected, decide, to_candidates
+from oddly.alerts.outbox import Render, decide_and_queue, flush_digests
 from oddly.alerts.policy import AlertPolicy, PolicyError, load_policy
 from oddly.detect.detection import Detection
-from oddly.telegram.chart import ChartInputError, line_chart_png, outcome_history
 from oddly.telegram.message import render_alert, render_caption, render_digest
 from oddly.warehouse.reader import MartsReader
 from oddly.warehouse.store import Warehouse
@@ -59,32 +59,71 @@ class AlertSummary:
         }
 
 
-def renderer(app_url: str, warehouse: Warehouse | None, sharp_books: Iterable[str] = ()) -> Any:
-    """The outbox's render callback: red alerts as a chart with a caption, others as text. A chart
-    that cannot be drawn (no history yet, a warehouse error) falls back to text, never fails."""
+def chart_png(alert: Alert, warehouse: Warehouse, sharp: str | None) -> bytes | None:
+    """The line-movement chart of the alert's outcome across books, or None when there is no
+    history to draw or the warehouse cannot be read (the alert then goes as text)."""
+    from oddly.telegram.chart import ChartInputError, line_chart_png, outcome_history  # matplotlib
+
+    if not alert.canonical_event_id or not alert.outcome:
+        return None
+    try:
+        history = outcome_history(
+            warehouse,
+            alert.canonical_event_id,
+            alert.market,
+            alert.period,
+            alert.line,
+            alert.outcome,
+            since=alert.detected_at - CHART_WINDOW,
+        )
+        if history.empty:
+            return None
+        title = f"{alert.event_name}: {alert.market} {alert.outcome}"
+        return line_chart_png(
+            history, title, alert.fair_price, sharp_bookmaker=sharp, marked_at=alert.detected_at
+        )
+    except (ChartInputError, sa.exc.SQLAlchemyError, ValueError) as exc:
+        log.warning("alert %s: no chart (%s); sending text", alert.alert_id, exc)
+        return None
+
+
+def prerender_charts(
+    engine: sa.Engine,
+    candidates: list[Candidate | Rejected],
+    policy: AlertPolicy,
+    now: datetime,
+    context: Mapping[SelectionRef, SelectionContext],
+    warehouse: Warehouse | None,
+    sharp_books: Iterable[str],
+) -> dict[str, bytes]:
+    """Charts of the alerts that will go out red, by dedup key, drawn BEFORE the decision's write
+    transaction: drawing takes a fraction of a second each, and on SQLite that transaction holds
+    the database's write lock (the sender and the bot wait on it). A dry run of the decision finds
+    them; if the real decision differs (another process decided meanwhile), an alert without a
+    chart goes as text."""
+    if warehouse is None:
+        return {}
+    keys = [c.dedup_key for c in candidates if isinstance(c, Candidate)]
+    with engine.connect() as conn:
+        since = now - timedelta(minutes=policy.longest_cooldown_minutes)
+        recent = audit.recent_decisions(conn, keys, since)
     sharp = next(iter(sharp_books), None)
+    charts: dict[str, bytes] = {}
+    for d in decide(candidates, recent, policy, now, context):
+        if d.action == "queued" and d.severity == "red" and d.alert is not None and d.dedup_key:
+            png = chart_png(d.alert, warehouse, sharp)
+            if png is not None:
+                charts[d.dedup_key] = png
+    return charts
+
+
+def renderer(app_url: str, charts: Mapping[str, bytes]) -> Render:
+    """The outbox's render callback: an alert with a chart as a photo with a caption, others as
+    text. Cheap: it runs inside the decision's transaction."""
 
     def render(alert: Alert) -> tuple[str, bytes | None]:
-        if alert.severity != "red" or warehouse is None or not alert.canonical_event_id or not alert.outcome:
-            return render_alert(alert, app_url), None
-        try:
-            history = outcome_history(
-                warehouse,
-                alert.canonical_event_id,
-                alert.market,
-                alert.period,
-                alert.line,
-                alert.outcome,
-                since=alert.detected_at - CHART_WINDOW,
-            )
-            if history.empty:
-                return render_alert(alert, app_url), None
-            title = f"{alert.event_name}: {alert.market} {alert.outcome}"
-            png = line_chart_png(
-                history, title, alert.fair_price, sharp_bookmaker=sharp, marked_at=alert.detected_at
-            )
-        except (ChartInputError, sa.exc.SQLAlchemyError, ValueError) as exc:
-            log.warning("alert %s: no chart (%s); sending text", alert.alert_id, exc)
+        png = charts.get(alert.dedup_key) if alert.severity == "red" else None
+        if png is None:
             return render_alert(alert, app_url), None
         return render_caption(alert, app_url), png
 
@@ -107,8 +146,8 @@ def run_alerts(
     decisions: list[Decision] = []
     if parsed:
         context = enrich(parsed, warehouse, marts)
-        render = renderer(app_url, warehouse, sharp_books)
-        decisions = decide_and_queue(engine, parsed, policy, now, render, context=context)
+        charts = prerender_charts(engine, parsed, policy, now, context, warehouse, sharp_books)
+        decisions = decide_and_queue(engine, parsed, policy, now, renderer(app_url, charts), context=context)
     digests = flush_digests(engine, now, partial(render_digest, app_url=app_url))
     return AlertSummary(
         decisions=len(decisions),

@@ -8,7 +8,6 @@ from datetime import UTC, datetime, timedelta
 import dagster as dg
 import pandas as pd
 
-from ml.scores_store import candidates_after
 from oddly.alerts.policy import load_policy
 from oddly.alerts.run import run_alerts
 from oddly.dagster_home import WAREHOUSE_WRITER_POOL
@@ -52,6 +51,8 @@ def previous_cursor(context: dg.AssetExecutionContext) -> tuple[int, datetime | 
 def alert_decisions(
     context: dg.AssetExecutionContext, warehouse: WarehouseResource, app_db: AppDatabaseResource
 ) -> dg.MaterializeResult:
+    from ml.scores_store import candidates_after  # scikit-learn: only in the runs that need it
+
     settings = warehouse.settings()
     rules = load_rules(settings.rules_file)
     policy = load_policy(settings.alert_policy_file)

@@ -10,15 +10,14 @@ import pandas as pd
 from pydantic import Field
 
 from ml.cli import DEFAULT_HELDOUT_SEEDS, DEFAULT_TRAIN_SEEDS, parse_seeds
-from ml.dataset import DatasetSpec, build
-from ml.models import FAMILIES
-from ml.registry import CHAMPION_URI, load_champion
-from ml.scoring import live_drift, score_fresh
-from ml.train import train_and_promote
 from oddly.config import get_settings
 from oddly.dagster_home import WAREHOUSE_WRITER_POOL
 from oddly.detect.rules import load_rules
 from orchestration.resources import AppDatabaseResource, MlflowResource, WarehouseResource
+
+# scikit-learn, MLflow and the model code are imported inside the assets that use them: every run
+# process (one per feed poll) loads this module, and most runs never score or train.
+CHAMPION_URI = "models:/oddly-anomaly@champion"  # ml.registry.CHAMPION_URI
 
 SCORES_KEY = dg.AssetKey(["ml", "anomaly_scores"])
 MODEL_KEY = dg.AssetKey(["ml", "anomaly_model"])
@@ -47,6 +46,9 @@ def anomaly_scores(
     app_db: AppDatabaseResource,
     mlflow: MlflowResource,
 ) -> dg.MaterializeResult:
+    from ml.registry import load_champion
+    from ml.scoring import score_fresh
+
     loaded = load_champion(mlflow.tracking().activate())
     if loaded is None:
         context.log.warning(NO_CHAMPION)
@@ -96,6 +98,9 @@ def candidates_table(top: pd.DataFrame) -> str:
     "training window; warns above 0.2 and names the features.",
 )
 def feature_drift(app_db: AppDatabaseResource, mlflow: MlflowResource) -> dg.AssetCheckResult:
+    from ml.registry import load_champion
+    from ml.scoring import live_drift
+
     loaded = load_champion(mlflow.tracking().activate())
     if loaded is None:
         return dg.AssetCheckResult(passed=True, description="no champion model: nothing to compare")
@@ -126,7 +131,7 @@ class TrainingConfig(dg.Config):
     hours: float = 1.0
     events: int = 20
     scenarios_per_hour: float = 90.0
-    families: list[str] = Field(default_factory=lambda: list(FAMILIES))
+    families: list[str] = Field(default_factory=list, description="empty: every model family")
     min_gain: float = 0.0
 
 
@@ -141,6 +146,10 @@ class TrainingConfig(dg.Config):
 def anomaly_model(
     context: dg.AssetExecutionContext, config: TrainingConfig, mlflow: MlflowResource
 ) -> dg.MaterializeResult:
+    from ml.dataset import DatasetSpec, build
+    from ml.models import FAMILIES
+    from ml.train import train_and_promote
+
     train_ids, heldout_ids = parse_seeds(config.train_seeds), parse_seeds(config.heldout_seeds)
     overlap = sorted(set(train_ids) & set(heldout_ids))
     if overlap:
@@ -157,7 +166,7 @@ def anomaly_model(
         train_set,
         heldout,
         mlflow.tracking(),
-        config.families,
+        config.families or list(FAMILIES),
         min_gain=config.min_gain,
         on_trained=lambda model, version: context.log.info(
             f"{model.config.family}: version {version}, held-out PR-AUC {model.pr_auc:.4f}"
