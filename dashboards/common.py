@@ -8,9 +8,12 @@ bot and the app run the same SQL. Query results are cached with a short TTL (`QU
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Any, Concatenate
 
+import pandas as pd
 import sqlalchemy as sa
 import streamlit as st
 
@@ -20,6 +23,9 @@ from oddly.warehouse.reader import MartsNotReadyError, MartsReader
 
 # Seconds a query result is reused: the marts refresh every feed cycle (10 s by default).
 QUERY_TTL = 10
+
+# The newest price older than this reads as feeds stopped (or ingestion / dbt not running).
+STALE_AFTER_MINUTES = 5
 
 NO_DATA = (
     "No market data yet. Start the simulator or a feed (`make demo` does both), and the marts "
@@ -53,3 +59,55 @@ def explained() -> Iterator[None]:
         st.info(NO_DATA)
     except sa.exc.OperationalError as exc:
         st.warning(f"The database did not answer ({exc.orig}). Is it running? Retrying on the next refresh.")
+
+
+MartsQuery = Callable[Concatenate[MartsReader, ...], pd.DataFrame]
+AppQuery = Callable[Concatenate[sa.Engine, ...], pd.DataFrame]
+
+
+def from_marts(query: MartsQuery, *args: Any) -> pd.DataFrame:
+    """`query(marts(), *args)`, cached for QUERY_TTL seconds by the query's name and its arguments."""
+    return _from_marts(_name(query), query, *args)
+
+
+def from_app_db(query: AppQuery, *args: Any) -> pd.DataFrame:
+    """`query(app_db(), *args)`, cached like `from_marts`."""
+    return _from_app_db(_name(query), query, *args)
+
+
+@st.cache_data(ttl=QUERY_TTL, show_spinner=False)
+def _from_marts(key: str, _query: MartsQuery, *args: Any) -> pd.DataFrame:
+    """Cached by `key` (the query's name, hashed) and `args`; the function itself is not hashed."""
+    return _query(marts(), *args)
+
+
+@st.cache_data(ttl=QUERY_TTL, show_spinner=False)
+def _from_app_db(key: str, _query: AppQuery, *args: Any) -> pd.DataFrame:
+    return _query(app_db(), *args)
+
+
+def _name(query: Callable[..., Any]) -> str:
+    return f"{query.__module__}.{query.__qualname__}"
+
+
+def freshness_note(newest_price_at: Any) -> None:
+    """Say so when the newest price in the marts is old: the feeds, ingestion or dbt have stopped."""
+    if newest_price_at is None or pd.isna(newest_price_at):
+        return
+    at = pd.Timestamp(newest_price_at)
+    age = datetime.now(UTC) - (at.tz_localize(UTC) if at.tzinfo is None else at.tz_convert(UTC))
+    minutes = age.total_seconds() / 60
+    if minutes > STALE_AFTER_MINUTES:
+        st.warning(
+            f"The newest price is {_duration(minutes)} old: the feeds, ingestion or the dbt build may "
+            "have stopped (see the Bookmakers page for feed health, Dagster for the runs). Showing the "
+            "last published state."
+        )
+
+
+def _duration(minutes: float) -> str:
+    if minutes < 120:
+        return f"{minutes:.0f} min"
+    if minutes < 48 * 60:
+        return f"{minutes / 60:.0f} h"
+    return f"{minutes / 1440:.0f} days"

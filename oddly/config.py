@@ -14,6 +14,9 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, f
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+SHIPPED_CONFIG = REPO_ROOT / "config"
+RULES_FILE = "rules.yaml"
+ALERT_POLICY_FILE = "alert_policy.yaml"
 
 
 class ConfigError(ValueError):
@@ -95,7 +98,8 @@ class Settings(BaseSettings):
     home: Path = Field(default=REPO_ROOT / ".oddly", description="embedded stores live here")
     config_file: Path = Field(default=REPO_ROOT / "oddly.yaml", description="feeds, rules, policy")
     rules_file: Path = Field(
-        default=REPO_ROOT / "config" / "rules.yaml", description="detector thresholds (oddly.detect.rules)"
+        default_factory=lambda data: edited_or_shipped(data["home"], RULES_FILE),
+        description="detector thresholds (oddly.detect.rules); the app's saved version when there is one",
     )
     warehouse_url: str | None = Field(default=None, description="PostgreSQL URL; DuckDB file when unset")
     dagster_pg_url: str | None = Field(default=None, description="dagster-postgres instance storage")
@@ -106,6 +110,7 @@ class Settings(BaseSettings):
     simulator_host: str = "127.0.0.1"
     simulator_port: int = 8765
     mlflow_port: int = Field(default=5000, description="where `oddly demo` serves the MLflow UI")
+    streamlit_port: int = Field(default=8501, description="where `oddly demo` serves the Streamlit app")
     fake_telegram_port: int = Field(
         default=8081, description="where `oddly demo` serves the fake Bot API when no bot token is set"
     )
@@ -133,8 +138,9 @@ class Settings(BaseSettings):
         description="alerts, audit, outbox, subscriptions: PostgreSQL URL; SQLite file when unset",
     )
     alert_policy_file: Path = Field(
-        default=REPO_ROOT / "config" / "alert_policy.yaml",
-        description="alert severities, cooldown and re-send rules (oddly.alerts.policy)",
+        default_factory=lambda data: edited_or_shipped(data["home"], ALERT_POLICY_FILE),
+        description="alert severities, cooldown and re-send rules (oddly.alerts.policy); the app's saved "
+        "version when there is one",
     )
 
     @field_validator("telegram_allowed_chats", "telegram_admin_chats", mode="before")
@@ -191,6 +197,13 @@ class Settings(BaseSettings):
     @cached_property
     def config(self) -> OddlyConfig:
         return load_config(self.config_file)
+
+
+def edited_or_shipped(home: Path, name: str) -> Path:
+    """`$ODDLY_HOME/<name>` once the app has saved a version there (the install's own, outside the
+    repo), else the shipped `config/<name>`; read at every run, so a save applies to the next one."""
+    edited = Path(home) / name
+    return edited if edited.exists() else SHIPPED_CONFIG / name
 
 
 def with_psycopg_driver(url: str) -> str:

@@ -10,6 +10,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO
 
 import click
 import httpx
@@ -122,6 +123,24 @@ def services(settings: Settings, dagster_port: int) -> list[Service]:
             mlflow,
             f"{mlflow}/health",
         ),
+        Service(
+            "streamlit",
+            [
+                str(bin_dir / "streamlit"),
+                "run",
+                str(REPO_ROOT / "dashboards" / "app.py"),
+                "--server.address",
+                "127.0.0.1",
+                "--server.port",
+                str(settings.streamlit_port),
+                "--server.headless",
+                "true",
+                "--browser.gatherUsageStats",
+                "false",
+            ],
+            f"http://127.0.0.1:{settings.streamlit_port}",
+            f"http://127.0.0.1:{settings.streamlit_port}/_stcore/health",
+        ),
         *telegram_services(settings),
     ]
 
@@ -150,11 +169,19 @@ def _wait_ready(service: Service, timeout: float) -> None:
     raise click.ClickException(f"{service.name} did not answer at {service.ready_url} within {timeout:.0f} s")
 
 
-def start_service(service: Service, ready_timeout: float, running: list[Service]) -> None:
+def start_service(
+    service: Service, ready_timeout: float, running: list[Service], output: IO[bytes] | None = None
+) -> None:
     """Start `service` in its own session (so a stop reaches its children), add it to `running`
-    (so a failure below still stops it) and wait until it answers."""
+    (so a failure below still stops it) and wait until it answers. Its output goes to `output`
+    (a benchmark's log file), or to ours."""
     service.process = subprocess.Popen(
-        service.argv, env={**os.environ, **service.env}, cwd=REPO_ROOT, start_new_session=True
+        service.argv,
+        env={**os.environ, **service.env},
+        cwd=REPO_ROOT,
+        start_new_session=True,
+        stdout=output,
+        stderr=output,
     )
     running.append(service)
     _wait_ready(service, ready_timeout)

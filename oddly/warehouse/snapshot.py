@@ -8,6 +8,11 @@ either the previous complete snapshot or the new one, never a file being written
 reader keeps its snapshot (the old inode lives until it closes). No process ever writes the
 published file, so read-only opens never meet a lock.
 
+Besides the marts, the snapshot holds `ops.feed_health`: one row per feed summarizing
+`raw.feed_runs` and `raw.quarantine` (`FEED_HEALTH_SQL`). Readers may not open the warehouse for
+the raw tables, and copying them would grow every snapshot with each run; the summary is a few
+rows, as fresh as the snapshot.
+
 On PostgreSQL nothing is published: dbt replaces a table or applies an incremental delete+insert
 in one transaction, so readers see the old or the new rows, never a mix.
 """
@@ -29,6 +34,54 @@ SNAPSHOT_FILE = "published.duckdb"  # not marts.duckdb: its catalog would shadow
 PUBLISHED_SCHEMAS = ("marts",)
 # Bookkeeping table in the snapshot: one row per published relation, with its row count.
 INFO_TABLE = "main.snapshot_info"
+# Feed health: per feed, its last run and last success, failed runs and quarantined records over
+# the last 24 h. Plain SQL that DuckDB and PostgreSQL both run: published in the snapshot
+# (embedded), run on the warehouse itself by readers in server mode.
+FEED_HEALTH = "ops.feed_health"
+FEED_HEALTH_SQL = """
+with runs as (
+    select
+        feed, bookmaker, status, started_at, finished_at, error, rejected,
+        row_number() over (partition by feed order by started_at desc, feed_run_id desc) as recency
+    from raw.feed_runs
+),
+run_summary as (
+    select
+        feed,
+        max(started_at) as last_run_at,
+        max(case when status <> 'failed' then finished_at end) as last_success_at,
+        count(*) filter (where started_at >= now() - interval '24 hours') as runs_24h,
+        count(*) filter (where status = 'failed' and started_at >= now() - interval '24 hours')
+            as failed_runs_24h,
+        coalesce(sum(rejected) filter (where started_at >= now() - interval '24 hours'), 0)
+            as rejected_rows_24h
+    from runs
+    group by feed
+),
+quarantined as (
+    select feed, count(*) as quarantined_rows_24h
+    from raw.quarantine
+    where observed_at >= now() - interval '24 hours'
+    group by feed
+)
+select
+    latest.feed,
+    latest.bookmaker,
+    run_summary.last_run_at,
+    latest.status as last_status,
+    latest.error as last_error,
+    run_summary.last_success_at,
+    run_summary.runs_24h,
+    run_summary.failed_runs_24h,
+    run_summary.rejected_rows_24h,
+    coalesce(quarantined.quarantined_rows_24h, 0) as quarantined_rows_24h,
+    now() as measured_at
+from runs as latest
+join run_summary on run_summary.feed = latest.feed
+left join quarantined on quarantined.feed = latest.feed
+where latest.recency = 1
+order by latest.feed
+"""
 
 
 @dataclass(frozen=True)
@@ -48,7 +101,7 @@ def publish_snapshot(warehouse: Warehouse, target: Path) -> Snapshot | None:
     """Copy every table of the marts into a new file and move it over `target` atomically.
 
     Returns None on PostgreSQL (readers read the warehouse itself there) and when no mart has
-    been built yet (readers keep being told so)."""
+    been built yet (readers keep being told so). The feed-health summary goes with the marts."""
     if warehouse.dialect != "duckdb":
         return None
     t0 = time.perf_counter()
@@ -89,6 +142,11 @@ def _copy_marts(source: duckdb.DuckDBPyConnection, staging: Path) -> tuple[dict[
             source.execute(f"create table published.{schema}.{table} as select * from {schema}.{table}")
             count = source.execute(f"select count(*) from published.{schema}.{table}").fetchone()
             rows[f"{schema}.{table}"] = int(count[0]) if count else 0
+        if rows:
+            source.execute("create schema if not exists published.ops")
+            source.execute(f"create table published.{FEED_HEALTH} as {FEED_HEALTH_SQL}")
+            count = source.execute(f"select count(*) from published.{FEED_HEALTH}").fetchone()
+            rows[FEED_HEALTH] = int(count[0]) if count else 0
     finally:
         source.execute("detach published")
     return rows, int(load_seq[0]) if load_seq else 0

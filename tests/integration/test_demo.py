@@ -41,12 +41,15 @@ def test_demo_runs_the_platform_and_the_sensors_ingest_every_feed_and_refresh_th
     tmp_path: Path,
 ) -> None:
     sim_port, dagster_port, mlflow_port, telegram_port = free_port(), free_port(), free_port(), free_port()
+    streamlit_port = free_port()
     env = {
         **os.environ,
         "ODDLY_HOME": str(tmp_path),
         "ODDLY_SIMULATOR_PORT": str(sim_port),
         "ODDLY_MLFLOW_PORT": str(mlflow_port),
         "ODDLY_FAKE_TELEGRAM_PORT": str(telegram_port),
+        "ODDLY_STREAMLIT_PORT": str(streamlit_port),
+        "ODDLY_APP_URL": f"http://127.0.0.1:{streamlit_port}",
     }
     for name in (
         "ODDLY_WAREHOUSE_URL",
@@ -78,7 +81,7 @@ def test_demo_runs_the_platform_and_the_sensors_ingest_every_feed_and_refresh_th
                 runs = Warehouse.from_url(f"duckdb:///{tmp_path}/warehouse.duckdb").feed_runs(limit=500)
                 ok = {r["feed"] for r in runs if r["status"] == "ok" and r["ticks_written"] > 0}
             prices = published_prices(tmp_path)
-            if "telegram" in (tmp_path / "demo.log").read_text():
+            if "Oddly Odds is running" in (tmp_path / "demo.log").read_text():  # every service answers
                 messages = httpx.get(f"{fake_telegram}/messages.json", timeout=10).json()
             time.sleep(3)
         output = (tmp_path / "demo.log").read_text()

@@ -41,14 +41,18 @@ def test_readers_wait_for_nothing_before_the_first_build(tmp_path: Path) -> None
 def test_a_snapshot_holds_every_mart_table_with_its_row_count(warehouse: Warehouse, tmp_path: Path) -> None:
     build_mart(warehouse, 3)
     published = publish_snapshot(warehouse, snapshot_path(tmp_path))
-    assert published is not None and published.rows == {"marts.fct_prices_current": 3}
+    assert published is not None
+    assert published.rows == {"marts.fct_prices_current": 3, "ops.feed_health": 0}  # no feed ran
     reader = MartsReader(warehouse_url=None, home=tmp_path)
     frame = reader.query(
         "select * from marts.fct_prices_current where price > :p order by price", {"p": 1.55}
     )
     assert frame["selection_key"].tolist() == [1, 2]
     info = reader.published()
-    assert info[["relation", "row_count"]].values.tolist() == [["marts.fct_prices_current", 3]]
+    assert info[["relation", "row_count"]].values.tolist() == [
+        ["marts.fct_prices_current", 3],
+        ["ops.feed_health", 0],
+    ]
     assert not list(tmp_path.glob(".published.duckdb.*")), "the staging file was left behind"
 
 

@@ -1,0 +1,240 @@
+"""Event: one match's prices at every book, each outcome's line movement over time with the fair
+price and the alerts decided on it, and the current prices with the best one highlighted.
+
+Opened by query parameters (`?event_id=…&market=…&outcome=…&line=…&period=…`, as alert messages
+and the Scanner link it); without them, pick an event."""
+
+from __future__ import annotations
+
+import altair as alt
+import pandas as pd
+import sqlalchemy as sa
+import streamlit as st
+
+from dashboards.common import explained, freshness_note, from_app_db, from_marts
+from oddly.views import market as views
+
+Market = tuple[str, str, float | None]
+
+
+def pick_event(events: pd.DataFrame, event_id: str | None) -> str | None:
+    labels = {
+        str(r.canonical_event_id): f"{r.home_team} v {r.away_team} · {r.league or r.sport} · "
+        f"{pd.Timestamp(r.starts_at):%a %d %b %H:%M} UTC"
+        for r in events.itertuples()
+    }
+    ids = list(labels)
+    chosen = st.selectbox(
+        "Event",
+        ids,
+        index=ids.index(event_id) if event_id in labels else None,
+        format_func=labels.__getitem__,
+        placeholder="Pick an event",
+    )
+    if chosen != event_id:
+        st.query_params.clear()
+        if chosen is not None:
+            st.query_params["event_id"] = chosen
+    return chosen
+
+
+def pick_market(markets: pd.DataFrame, prices: pd.DataFrame) -> Market:
+    options: list[Market] = [
+        (str(m), str(p), views.number(v))
+        for m, p, v in markets[["market", "period", "line"]].itertuples(index=False)
+    ]
+    wanted = _market_from_query(options) or views.main_market(prices)
+    chosen = st.selectbox(
+        "Market",
+        options,
+        index=options.index(wanted) if wanted in options else 0,
+        format_func=lambda m: views.market_words(*m),
+    )
+    if chosen != wanted:
+        st.query_params["market"], st.query_params["period"] = chosen[0], chosen[1]
+        if chosen[2] is None:
+            st.query_params.pop("line", None)
+        else:
+            st.query_params["line"] = f"{chosen[2]:g}"
+        st.query_params.pop("outcome", None)
+    return chosen
+
+
+def _market_from_query(options: list[Market]) -> Market | None:
+    """The market the link names; without a period, full time first; without a line, the busiest."""
+    market = st.query_params.get("market")
+    if market is None:
+        return None
+    period, line = st.query_params.get("period"), st.query_params.get("line")
+    try:
+        wanted_line = None if line is None else float(line)
+    except ValueError:
+        wanted_line = None
+    fits = [
+        o
+        for o in options
+        if o[0] == market and (period is None or o[1] == period) and (line is None or o[2] == wanted_line)
+    ]
+    return sorted(fits, key=lambda o: o[1] != "ft")[0] if fits else None
+
+
+FAIR_ROW = "fair (no-vig)"
+BEST_STYLE = "background-color: #c8f7c5; font-weight: bold"
+
+
+def current_prices(
+    prices: pd.DataFrame, fair: pd.DataFrame, outcomes: list[str], names: dict[str, str]
+) -> None:
+    grid = prices.pivot_table(index="bookmaker", columns="outcome", values="price", aggfunc="max")
+    grid = grid.reindex(columns=outcomes)
+    best = grid.max()
+    styles = pd.DataFrame("", index=grid.index, columns=grid.columns)
+    for outcome in outcomes:
+        styles.loc[grid[outcome] == best[outcome], outcome] = BEST_STYLE
+    grid.loc[FAIR_ROW] = fair.set_index("outcome")["fair_price"].reindex(outcomes)
+    styles.loc[FAIR_ROW] = ""
+    styled = (
+        grid.rename(columns=names)
+        .style.format("{:.2f}", na_rep="–")
+        .apply(lambda _: styles.rename(columns=names), axis=None)
+    )
+    st.subheader("Current prices")
+    st.caption("The best price per outcome highlighted; the last row is the fair price without the margin.")
+    st.dataframe(styled, key="event_prices")
+
+
+def movement_chart(
+    history: pd.DataFrame, fair_price: float | None, markers: pd.DataFrame, title: str
+) -> alt.LayerChart | alt.FacetChart:
+    lines = (
+        alt.Chart(history)
+        .mark_line(interpolate="step-after", point=alt.OverlayMarkDef(size=18))
+        .encode(
+            x=alt.X("observed_at:T", title=None),
+            y=alt.Y("price:Q", title="Price", scale=alt.Scale(zero=False)),
+            color=alt.Color("bookmaker:N", title="Bookmaker"),
+            tooltip=[
+                alt.Tooltip("bookmaker:N"),
+                alt.Tooltip("price:Q", format=".2f"),
+                alt.Tooltip("observed_at:T", title="from", format="%H:%M:%S"),
+            ],
+        )
+    )
+    layers: list[alt.Chart] = [lines]
+    if fair_price is not None:
+        fair = pd.DataFrame({"fair_price": [fair_price], "label": ["fair price"]})
+        layers.append(
+            alt.Chart(fair)
+            .mark_rule(strokeDash=[6, 4], color="gray", size=2)
+            .encode(
+                y="fair_price:Q",
+                tooltip=[alt.Tooltip("label:N", title=""), alt.Tooltip("fair_price:Q", format=".2f")],
+            )
+        )
+    if not markers.empty:
+        layers.append(
+            alt.Chart(markers)
+            .mark_rule(color="crimson", strokeDash=[2, 2])
+            .encode(
+                x="decided_at:T",
+                tooltip=[
+                    alt.Tooltip("decided_at:T", title="alert", format="%H:%M:%S"),
+                    "type:N",
+                    "severity:N",
+                    "bookmaker:N",
+                    "action:N",
+                    "decision_reason:N",
+                ],
+            )
+        )
+    return alt.layer(*layers).properties(title=title, height=260)
+
+
+def event_page(event_id: str, event: pd.Series) -> None:
+    home, away = str(event["home_team"]), str(event["away_team"])
+    st.header(f"{home} v {away}")
+    st.caption(
+        " · ".join(
+            str(v)
+            for v in (
+                event["sport"],
+                event.get("league"),
+                f"kick-off {pd.Timestamp(event['starts_at']):%a %d %b %H:%M} UTC",
+                "live" if event.get("is_live") else None,
+                f"{event['bookmaker_count']} books",
+            )
+            if views.present(v)
+        )
+    )
+    prices = from_marts(views.event_prices, event_id)
+    if prices.empty:
+        st.info("No book has an open price on this event right now (suspended, or every line is closed).")
+        return
+    prices["line"] = prices["line"].map(views.number)
+    market, period, line = pick_market(from_marts(views.event_markets, event_id), prices)
+    chosen = prices[
+        (prices["market"] == market) & (prices["period"] == period) & prices["line"].map(lambda v: v == line)
+    ]
+    outcomes = sorted(chosen["outcome"].unique(), key=views.outcome_rank)
+    wanted = st.query_params.get("outcome")
+    if wanted in outcomes:
+        outcomes.remove(wanted)
+        outcomes.insert(0, wanted)
+    names = {o: views.outcome_words(o, line, home, away) for o in outcomes}
+    fair = from_marts(views.fair_prices, event_id, market, period, line)
+    current_prices(chosen, fair, outcomes, names)
+
+    st.subheader("Line movement")
+    history = from_marts(views.price_history, event_id, market, period, line)
+    markers = alert_markers(event_id, market, period, line)
+    fair_by_outcome = fair.set_index("outcome")["fair_price"]
+    st.caption(
+        "Each book's price, every tick of the recent hours the marts publish; dashed: the fair price; "
+        "red: alerts decided on this market."
+    )
+    for outcome in outcomes:
+        fair_price = views.number(fair_by_outcome.get(outcome))
+        st.altair_chart(
+            movement_chart(
+                history[history["outcome"] == outcome],
+                fair_price,
+                markers[markers["outcome"].isna() | (markers["outcome"] == outcome)],
+                names[outcome],
+            ),
+            width="stretch",
+        )
+
+
+def alert_markers(event_id: str, market: str, period: str, line: float | None) -> pd.DataFrame:
+    """The audit trail's decisions; an unreachable app database leaves the charts without them."""
+    try:
+        return from_app_db(views.alert_markers, event_id, market, period, line)
+    except sa.exc.SQLAlchemyError as exc:  # the chart is worth showing without its markers
+        st.caption(f"Alert markers unavailable: the app database did not answer ({exc}).")
+        return pd.DataFrame(
+            columns=["decided_at", "type", "severity", "action", "bookmaker", "outcome", "decision_reason"]
+        )
+
+
+st.title("Event")
+with explained():
+    freshness_note(from_marts(views.newest_price_at)["at"].iloc[0])
+    events = from_marts(views.events)
+    asked = st.query_params.get("event_id")
+    if events.empty:
+        st.info(
+            "No current events in the marts: events leave them a few hours after kick-off. "
+            "Start a feed or the simulator."
+        )
+    else:
+        if asked is not None and asked not in set(events["canonical_event_id"].astype(str)):
+            st.warning(
+                f"No current event has the id `{asked}`: it may have finished (events leave the marts a "
+                "few hours after kick-off) or the link is mistyped. Pick another event below."
+            )
+        chosen_id = pick_event(events, asked)
+        if chosen_id is None:
+            st.info("Pick an event to see its prices and line movement.")
+        else:
+            row = events[events["canonical_event_id"].astype(str) == chosen_id].iloc[0]
+            event_page(chosen_id, row)
