@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from benchmarks.ingest import ingest
+from benchmarks.latency import latency
 from benchmarks.marts import marts
 from benchmarks.score import score
 
@@ -15,5 +16,6 @@ def bench() -> None:
 
 
 bench.add_command(ingest)
+bench.add_command(latency)
 bench.add_command(marts)
 bench.add_command(score)

@@ -48,7 +48,8 @@ def simulate(
 
     Each book lives under its own base path (http://HOST:PORT/<book>), e.g.
     /22bet/LineFeed/Get1x2_VZip and /22bet/service-api/LiveFeed/Get1x2_VZip.
-    Control: GET /_sim/state, GET /_sim/ground-truth, POST/DELETE /_sim/fault.
+    Control: GET /_sim/state, GET /_sim/events, GET /_sim/ground-truth, POST /_sim/inject
+    (a labeled scenario now), POST/DELETE /_sim/fault.
     """
     config = SimConfig(
         seed=seed,

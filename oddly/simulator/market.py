@@ -22,6 +22,8 @@ from oddly.simulator.teams import LEAGUES, spelling
 
 MATCH_SECONDS = 90 * 60
 GOAL_SUSPENSION_SECONDS = 45.0
+SIDED_TYPES = ("sharp_drop", "steam", "stale_line")  # they shorten the home or the away win
+SIDES = ("home", "away")
 SUSPENDED_PRICE = 1.001
 
 
@@ -197,17 +199,55 @@ class Market:
 
     # --- scenarios ---------------------------------------------------------------------------
 
-    def _inject(self, kind: str) -> None:
+    def inject(self, kind: str, event_key: str | None = None, side: str | None = None) -> Scenario:
+        """One labeled scenario now, on request (benchmarks, demos): on `event_key` ("ev00012") or
+        a random playable event; `side` ("home" or "away") picks the shortened outcome of the
+        kinds that shorten one. The current state takes it at once, so a book without lag shows
+        it on its next request rather than after the next clock step."""
+        if kind not in SCENARIO_TYPES:
+            raise ValueError(f"unknown scenario type {kind!r}; one of {', '.join(SCENARIO_TYPES)}")
+        if side is not None and (kind not in SIDED_TYPES or side not in SIDES):
+            raise ValueError(f"side is {' or '.join(SIDES)}, and only for {', '.join(SIDED_TYPES)}")
+        event = None
+        if event_key is not None:
+            event = next((e.index for e in self.events if f"ev{e.index:05d}" == event_key), None)
+            if event is None or self.elapsed()[event] >= MATCH_SECONDS - 600:
+                raise ValueError(f"no playable event {event_key!r}; see GET /_sim/events")
+        count = len(self.scenarios)
+        self._inject(kind, event, None if side is None else SIDES.index(side))
+        if len(self.scenarios) == count:
+            raise ValueError("no playable event left to inject a scenario on")
+        self.history[-1] = self._snapshot()
+        return self.scenarios[-1]
+
+    def event_list(self) -> list[dict[str, Any]]:
+        """The events still in the feeds: key, teams (canonical names), kick-off, live or not."""
+        elapsed = self.elapsed()
+        return [
+            {
+                "event_key": f"ev{e.index:05d}",
+                "home": e.home[0],
+                "away": e.away[0],
+                "league": e.league_name,
+                "starts_at": datetime.fromtimestamp(self.epoch + e.starts_at, tz=UTC).isoformat(),
+                "is_live": bool(elapsed[e.index] > 0),
+            }
+            for e in self.events
+            if elapsed[e.index] < MATCH_SECONDS
+        ]
+
+    def _inject(self, kind: str, event: int | None = None, side: int | None = None) -> None:
         rng = self.rng
         n_books = len(self.config.books)
-        playable = np.flatnonzero(self.elapsed() < MATCH_SECONDS - 600)
-        if not len(playable):
-            return
-        event = int(rng.choice(playable))
+        if event is None:
+            playable = np.flatnonzero(self.elapsed() < MATCH_SECONDS - 600)
+            if not len(playable):
+                return
+            event = int(rng.choice(playable))
         soft = [i for i, b in enumerate(self.config.books) if not b.sharp] or list(range(n_books))
         before = self._true_1x2(event)
-        if kind in ("sharp_drop", "steam", "stale_line"):
-            side = int(rng.integers(2))
+        if kind in SIDED_TYPES:
+            side = int(rng.integers(2)) if side is None else side
             jump = {"sharp_drop": 0.35, "steam": 0.25, "stale_line": 0.3}[kind]
             (self.log_home if side == 0 else self.log_away)[event] += jump
             (self.log_away if side == 0 else self.log_home)[event] -= jump / 2

@@ -8,6 +8,7 @@ import csv
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -18,7 +19,7 @@ from aiohttp import web
 from oddly.simulator.config import SimConfig
 from oddly.simulator.faults import FAULT_KINDS, Faults, break_document
 from oddly.simulator.market import Market
-from oddly.simulator.scenarios import Scenario
+from oddly.simulator.scenarios import SCENARIO_TYPES, Scenario
 
 FEEDS = {"LineFeed": False, "LiveFeed": True}
 
@@ -36,7 +37,9 @@ class SimulatorApp:
         r.add_get("/_sim/health", self.health)
         r.add_get("/_sim/state", self.state)
         r.add_get("/_sim/ground-truth", self.ground_truth)
+        r.add_get("/_sim/events", self.events)
         r.add_post("/_sim/advance", self.advance)
+        r.add_post("/_sim/inject", self.inject)
         r.add_post("/_sim/fault", self.set_fault)
         r.add_delete("/_sim/fault", self.clear_faults)
         r.add_get("/", self.index)
@@ -84,6 +87,26 @@ class SimulatorApp:
             raise web.HTTPBadRequest(text="seconds must be a number") from None
         self.market.advance(seconds)
         return web.json_response({"sim_seconds": self.market.now})
+
+    async def events(self, request: web.Request) -> web.Response:
+        return web.json_response(self.market.event_list())
+
+    async def inject(self, request: web.Request) -> web.Response:
+        """A labeled scenario now: {type, event_key?, side?}. Answers the scenario and `changed_at`,
+        the wall-clock moment its prices changed (what the latency benchmark measures from)."""
+        try:
+            body = await request.json()
+            scenario = self.market.inject(
+                str(body["type"]),
+                None if body.get("event_key") is None else str(body["event_key"]),
+                None if body.get("side") is None else str(body["side"]),
+            )
+        except (KeyError, ValueError, TypeError) as exc:
+            raise web.HTTPBadRequest(
+                text=f"inject needs {{type, event_key?, side?}}; types: {', '.join(SCENARIO_TYPES)} ({exc})"
+            ) from None
+        changed_at = datetime.now(UTC).isoformat()
+        return web.json_response({**scenario.as_dict(), "changed_at": changed_at})
 
     async def set_fault(self, request: web.Request) -> web.Response:
         try:

@@ -11,6 +11,7 @@ import pytest
 
 from oddly.simulator.config import SimConfig
 from oddly.simulator.server import RunningSimulator, start_in_thread
+from oddly.simulator.teams import LEAGUES
 
 
 @pytest.fixture(scope="module")
@@ -107,3 +108,44 @@ def test_ground_truth_over_http(sim: RunningSimulator) -> None:
     sim.call(lambda: sim.market._inject("out_of_line"))
     rows = httpx.get(f"{sim.url}/_sim/ground-truth").json()
     assert rows[-1]["type"] == "out_of_line" and rows[-1]["books"]
+
+
+def test_inject_a_sharp_drop_now_on_a_chosen_event_and_side(sim: RunningSimulator) -> None:
+    event = next(e for e in httpx.get(f"{sim.url}/_sim/events").json() if not e["is_live"])
+    assert {"event_key", "home", "away", "league", "starts_at", "is_live"} <= set(event)
+
+    def away_win_at_pinnacle() -> float:  # the sharp book has no lag: it shows a drop at once
+        games = httpx.get(f"{sim.book_url('pinnacle')}/LineFeed/Get1x2_VZip", params={"count": 50}).json()
+        game = next(
+            g
+            for g in games["Value"]
+            if g["O1"] in _spellings(event["home"]) and g["O2"] in _spellings(event["away"])
+        )
+        return float(next(item["C"] for item in game["E"] if item["G"] == 1 and item["T"] == 3))
+
+    before = away_win_at_pinnacle()
+    body = {"type": "sharp_drop", "event_key": event["event_key"], "side": "away"}
+    r = httpx.post(f"{sim.url}/_sim/inject", json=body)
+    assert r.status_code == 200, r.text
+    scenario = r.json()
+    assert (scenario["type"], scenario["event_key"], scenario["t"]) == ("sharp_drop", event["event_key"], 3)
+    assert scenario["changed_at"] and scenario["event_ids"]["pinnacle"]
+    assert away_win_at_pinnacle() < before * 0.95
+    assert httpx.get(f"{sim.url}/_sim/ground-truth").json()[-1]["id"] == scenario["id"]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"type": "goal"},
+        {"type": "sharp_drop", "event_key": "ev99999"},
+        {"type": "suspension", "side": "home"},
+    ],
+)
+def test_bad_injections_are_refused_with_what_is_allowed(sim: RunningSimulator, body: dict[str, str]) -> None:
+    r = httpx.post(f"{sim.url}/_sim/inject", json=body)
+    assert r.status_code == 400 and "types: sharp_drop" in r.text
+
+
+def _spellings(canonical: str) -> set[str]:
+    return next(set(team) for *_, teams in LEAGUES for team in teams if team[0] == canonical)
