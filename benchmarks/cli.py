@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from benchmarks.dashboard import dashboard
 from benchmarks.ingest import ingest
 from benchmarks.latency import latency
 from benchmarks.marts import marts
@@ -15,6 +16,7 @@ def bench() -> None:
     """Measure speed and memory; print one JSON line per benchmark."""
 
 
+bench.add_command(dashboard)
 bench.add_command(ingest)
 bench.add_command(latency)
 bench.add_command(marts)

@@ -1,7 +1,8 @@
 """Oddly Odds, the analytics app: `streamlit run dashboards/app.py` (`make demo` starts it).
 
-Only the navigation: one file a page under `pages/`. The Event page's URL path is `event`, which
-alert messages link to (`/event?event_id=…&market=…&outcome=…`).
+Only the navigation: one file a page under `app_pages/` — not `pages/`, which Streamlit would take
+for an old-style multipage app, so a deep link opened first would skip this navigation. The Event
+page's URL path is `event`, which alert messages link to (`/event?event_id=…&market=…&outcome=…`).
 """
 
 from __future__ import annotations
@@ -12,17 +13,17 @@ st.set_page_config(page_title="Oddly Odds", page_icon="📈", layout="wide")
 
 pages = {
     "Markets": [
-        st.Page("pages/scanner.py", title="Scanner", icon="🔎", url_path="scanner", default=True),
-        st.Page("pages/event.py", title="Event", icon="📈", url_path="event"),
-        st.Page("pages/divergence.py", title="Divergence", icon="🌡️", url_path="divergence"),
+        st.Page("app_pages/scanner.py", title="Scanner", icon="🔎", url_path="scanner", default=True),
+        st.Page("app_pages/event.py", title="Event", icon="📈", url_path="event"),
+        st.Page("app_pages/divergence.py", title="Divergence", icon="🌡️", url_path="divergence"),
     ],
     "Monitoring": [
-        st.Page("pages/bookmakers.py", title="Bookmakers", icon="🏦", url_path="bookmakers"),
-        st.Page("pages/alerts.py", title="Alerts", icon="🔔", url_path="alerts"),
+        st.Page("app_pages/bookmakers.py", title="Bookmakers", icon="🏦", url_path="bookmakers"),
+        st.Page("app_pages/alerts.py", title="Alerts", icon="🔔", url_path="alerts"),
     ],
     "Configuration": [
-        st.Page("pages/models.py", title="Models", icon="🧠", url_path="models"),
-        st.Page("pages/rules.py", title="Rules", icon="⚙️", url_path="rules"),
+        st.Page("app_pages/models.py", title="Models", icon="🧠", url_path="models"),
+        st.Page("app_pages/rules.py", title="Rules", icon="⚙️", url_path="rules"),
     ],
 }
 

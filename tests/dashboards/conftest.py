@@ -146,11 +146,11 @@ def app_script(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The app's entry point and pages, copied to a temporary folder, with a placeholder for each
     page not written yet (the repository is never touched)."""
     root = tmp_path_factory.mktemp("app") / "dashboards"
-    (root / "pages").mkdir(parents=True)
+    (root / "app_pages").mkdir(parents=True)
     shutil.copy(DASHBOARDS / "app.py", root / "app.py")
     for page in PAGES:
-        source = DASHBOARDS / "pages" / f"{page}.py"
-        target = root / "pages" / f"{page}.py"
+        source = DASHBOARDS / "app_pages" / f"{page}.py"
+        target = root / "app_pages" / f"{page}.py"
         if source.exists():
             shutil.copy(source, target)
         else:
@@ -176,7 +176,7 @@ def open_page(app_script: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Cal
         use_home(monkeypatch, home)
         app = AppTest.from_file(str(app_script), default_timeout=APP_TIMEOUT)
         app.run()
-        app.switch_page(f"pages/{page}.py")
+        app.switch_page(f"app_pages/{page}.py")
         app.query_params.update(query)
         return app.run()
 
