@@ -35,7 +35,6 @@ import shutil
 import socket
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -50,7 +49,7 @@ import httpx
 import numpy as np
 
 from benchmarks.history import History, ingest_round, simulate, write
-from benchmarks.marts import CYCLE, FULL_REFRESH, run_dbt
+from benchmarks.marts import CYCLE, FULL_REFRESH, bench_home, run_dbt
 from oddly.config import REPO_ROOT, Settings
 from oddly.warehouse.dbt_writer import held_for_dbt
 from oddly.warehouse.reader import MartsReader
@@ -364,19 +363,6 @@ def busiest_event(settings: Settings) -> str | None:
     return None if top.empty else str(top["canonical_event_id"].iloc[0])
 
 
-@contextmanager
-def _home(home: Path | None) -> Iterator[Path]:
-    if home is not None:
-        home.mkdir(parents=True, exist_ok=True)
-        yield home
-        return
-    root = Path(tempfile.mkdtemp(prefix="oddly-bench-dashboard-"))
-    try:
-        yield root
-    finally:
-        shutil.rmtree(root, ignore_errors=True)
-
-
 def _sizes(settings: Settings) -> dict[str, float]:
     snapshot = settings.home / "published.duckdb"
     return {
@@ -410,7 +396,7 @@ def dashboard(
         raise click.ClickException(
             "chromium and chromedriver not found: apt-get install chromium chromium-driver"
         )
-    with _home(home) as root:
+    with bench_home(home, "oddly-bench-dashboard-") as root:
         settings = Settings(home=root, warehouse_url=None)
         if settings.duckdb_path.exists():
             raise click.ClickException(f"{settings.duckdb_path} exists; give an empty --home")

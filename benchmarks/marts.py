@@ -48,13 +48,13 @@ class DbtRun:
 
 
 @contextmanager
-def _home(home: Path | None) -> Iterator[Path]:
+def bench_home(home: Path | None, prefix: str = "oddly-bench-marts-") -> Iterator[Path]:
     """The given ODDLY_HOME, or a temporary one removed afterwards (it holds gigabytes)."""
     if home is not None:
         home.mkdir(parents=True, exist_ok=True)
         yield home
         return
-    root = Path(tempfile.mkdtemp(prefix="oddly-bench-marts-"))
+    root = Path(tempfile.mkdtemp(prefix=prefix))
     try:
         yield root
     finally:
@@ -141,7 +141,7 @@ def marts(
     JSON line.
     """
     interval = interval if interval is not None else new_ticks / TICKS_PER_DAY * DAY
-    with _home(home) as root:
+    with bench_home(home) as root:
         settings = Settings(home=root, warehouse_url=None)
         if settings.duckdb_path.exists():
             raise click.ClickException(f"{settings.duckdb_path} exists; give an empty --home")

@@ -57,6 +57,19 @@ def a_sharp_drop(warehouse: Warehouse) -> list:  # type: ignore[type-arg]
     return detect_ingested(warehouse, ticks, RULES)
 
 
+def fast_path(open_engine, detections, warehouse: Warehouse, policy: Path = POLICY):  # type: ignore[no-untyped-def]
+    """The ingestion run's alerting step as the ingestion asset calls it."""
+    return alert_fast_path(
+        open_engine,
+        detections,
+        policy_file=policy,
+        app_url="http://app",
+        warehouse=warehouse,
+        sharp_books=["a"],
+        now=now_utc(),
+    )
+
+
 def test_the_fast_path_queues_a_red_sharp_drop_with_its_chart_in_the_same_run(tmp_path: Path) -> None:
     warehouse = Warehouse.from_url(f"duckdb:///{tmp_path}/wh.duckdb")
     detections = a_sharp_drop(warehouse)
@@ -65,15 +78,7 @@ def test_the_fast_path_queues_a_red_sharp_drop_with_its_chart_in_the_same_run(tm
     with engine.begin() as conn:
         register_chat(conn, 42, now_utc())
 
-    summary, error = alert_fast_path(
-        lambda: engine,
-        detections,
-        policy_file=POLICY,
-        app_url="http://app",
-        warehouse=warehouse,
-        sharp_books=["a"],
-        now=now_utc(),
-    )
+    summary, error = fast_path(lambda: engine, detections, warehouse)
     assert error is None and summary is not None
     assert summary.decisions == len(detections) and summary.by_action.get("queued", 0) >= 1
     made = decisions(engine)
@@ -88,15 +93,7 @@ def test_the_fast_path_queues_a_red_sharp_drop_with_its_chart_in_the_same_run(tm
     assert "Manta" in text and "1.6" in text and "http://app/event?" in text
 
     # the same detections again (a retried run): decided, held, nothing queued twice
-    again, _ = alert_fast_path(
-        lambda: engine,
-        detections,
-        policy_file=POLICY,
-        app_url="http://app",
-        warehouse=warehouse,
-        sharp_books=["a"],
-        now=now_utc(),
-    )
+    again, _ = fast_path(lambda: engine, detections, warehouse)
     assert again is not None and again.by_action.get("queued", 0) == 0
     assert len(outbox_rows(engine)) == len(queued)
     warehouse.dispose()
@@ -109,15 +106,7 @@ def test_a_broken_policy_or_app_database_is_reported_and_costs_no_tick(tmp_path:
     broken = tmp_path / "policy.yaml"
     broken.write_text("version: x\ntypes: {sharp_drop: {red_strenght: 2}}\n")
     engine = open_app_db(f"sqlite:///{tmp_path}/app.db")
-    summary, error = alert_fast_path(
-        lambda: engine,
-        detections,
-        policy_file=broken,
-        app_url="http://app",
-        warehouse=warehouse,
-        sharp_books=["a"],
-        now=now_utc(),
-    )
+    summary, error = fast_path(lambda: engine, detections, warehouse, policy=broken)
     assert summary is None and error is not None
     assert f"alerts not decided for {len(detections)} detection(s)" in error and "red_strenght" in error
     assert decisions(engine) == [] and outbox_rows(engine).empty
@@ -125,15 +114,7 @@ def test_a_broken_policy_or_app_database_is_reported_and_costs_no_tick(tmp_path:
     def unreachable() -> sa.Engine:
         return open_app_db("postgresql://nobody@127.0.0.1:9/none")
 
-    summary, error = alert_fast_path(
-        unreachable,
-        detections,
-        policy_file=POLICY,
-        app_url="http://app",
-        warehouse=warehouse,
-        sharp_books=["a"],
-        now=now_utc(),
-    )
+    summary, error = fast_path(unreachable, detections, warehouse)
     assert summary is None and error is not None and "alerts not decided" in error
     assert warehouse.count_ticks() == ticks
     warehouse.dispose()
