@@ -32,7 +32,6 @@ import json
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import threading
@@ -51,6 +50,7 @@ import numpy as np
 from benchmarks.history import History, ingest_round, simulate, write
 from benchmarks.marts import CYCLE, FULL_REFRESH, bench_home, run_dbt
 from oddly.config import REPO_ROOT, Settings
+from oddly.ports import free_port
 from oddly.warehouse.dbt_writer import held_for_dbt
 from oddly.warehouse.reader import MartsReader
 from oddly.warehouse.store import Warehouse
@@ -133,13 +133,6 @@ def chromium_paths() -> tuple[Path, Path] | None:
 def _which(name: str) -> Path | None:
     found = shutil.which(name)
     return Path(found) if found else None
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 @contextmanager

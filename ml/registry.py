@@ -7,6 +7,7 @@ another set). Scoring loads `models:/oddly-anomaly@champion`.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -138,4 +139,11 @@ def load_champion(client: MlflowClient) -> tuple[AnomalyScorer, str] | None:
     if current is None:
         return None
     version = str(current.version)
-    return load_scorer(f"models:/{MODEL_NAME}/{version}"), version
+    return _load_version(mlflow.get_registry_uri(), version), version
+
+
+@functools.lru_cache(maxsize=4)
+def _load_version(registry_uri: str, version: str) -> AnomalyScorer:  # keyed by store and version
+    """A registered version never changes: the scoring asset and its drift check, in one run
+    process, load it once."""
+    return load_scorer(f"models:/{MODEL_NAME}/{version}")

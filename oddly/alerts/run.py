@@ -62,25 +62,23 @@ class AlertSummary:
 def chart_png(alert: Alert, warehouse: Warehouse, sharp: str | None) -> bytes | None:
     """The line-movement chart of the alert's outcome across books, or None when there is no
     history to draw or the warehouse cannot be read (the alert then goes as text)."""
-    from oddly.telegram.chart import ChartInputError, line_chart_png, outcome_history  # matplotlib
+    from oddly.telegram.chart import ChartInputError, outcome_chart  # matplotlib: only when drawing
 
     if not alert.canonical_event_id or not alert.outcome:
         return None
     try:
-        history = outcome_history(
+        return outcome_chart(
             warehouse,
             alert.canonical_event_id,
             alert.market,
             alert.period,
             alert.line,
             alert.outcome,
+            f"{alert.event_name}: {alert.market} {alert.outcome}",
+            alert.fair_price,
+            sharp_bookmaker=sharp,
             since=alert.detected_at - CHART_WINDOW,
-        )
-        if history.empty:
-            return None
-        title = f"{alert.event_name}: {alert.market} {alert.outcome}"
-        return line_chart_png(
-            history, title, alert.fair_price, sharp_bookmaker=sharp, marked_at=alert.detected_at
+            marked_at=alert.detected_at,
         )
     except (ChartInputError, sa.exc.SQLAlchemyError, ValueError) as exc:
         log.warning("alert %s: no chart (%s); sending text", alert.alert_id, exc)

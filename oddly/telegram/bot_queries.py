@@ -13,7 +13,6 @@ import html
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
-from urllib.parse import urlencode
 
 import pandas as pd
 import sqlalchemy as sa
@@ -21,8 +20,8 @@ import sqlalchemy as sa
 from oddly.appdb import metadata
 from oddly.model import utc
 from oddly.telegram.bot_menus import Catalog
-from oddly.telegram.chart import line_chart_png, outcome_history
-from oddly.telegram.message import kickoff_words
+from oddly.telegram.chart import outcome_chart
+from oddly.telegram.message import event_page_url, kickoff_words
 from oddly.views import market as views
 from oddly.warehouse.reader import MartsNotReadyError, MartsReader
 from oddly.warehouse.store import Warehouse
@@ -122,7 +121,7 @@ def event_view(reader: MartsReader, event_id: str, app_url: str, now: datetime) 
             )
         ),
     ]
-    link = f'<a href="{html.escape(event_url(app_url, event_id))}">Event page</a>'
+    link = f'<a href="{html.escape(event_page_url(app_url, event_id))}">Event page</a>'
     if prices.empty:
         text = "\n".join([*head, "No open prices right now.", link])
         return EventView(event_id, text, name, "", "", None, "", None, None)
@@ -168,14 +167,17 @@ def event_chart(warehouse: Warehouse, view: EventView) -> bytes | None:
     """The chart of the view's selection across books; None when no ticks are recorded."""
     if not view.outcome:
         return None
-    history = outcome_history(warehouse, view.event_id, view.market, view.period, view.line, view.outcome)
-    if history.empty:
-        return None
-    return line_chart_png(history, view.chart_title, view.fair_price, sharp_bookmaker=view.sharp_bookmaker)
-
-
-def event_url(app_url: str, event_id: str) -> str:
-    return f"{app_url.rstrip('/')}/event?{urlencode({'event_id': event_id})}"
+    return outcome_chart(
+        warehouse,
+        view.event_id,
+        view.market,
+        view.period,
+        view.line,
+        view.outcome,
+        view.chart_title,
+        view.fair_price,
+        sharp_bookmaker=view.sharp_bookmaker,
+    )
 
 
 # --- words ---------------------------------------------------------------------------------------
@@ -183,7 +185,7 @@ def event_url(app_url: str, event_id: str) -> str:
 
 def _event_link(row: Any, app_url: str) -> str:
     name = html.escape(f"{row.home_team} v {row.away_team}")
-    return f'<a href="{html.escape(event_url(app_url, str(row.canonical_event_id)))}">{name}</a>'
+    return f'<a href="{html.escape(event_page_url(app_url, str(row.canonical_event_id)))}">{name}</a>'
 
 
 def _selection(row: Any) -> str:

@@ -149,3 +149,24 @@ def _end_time(frame: pd.DataFrame, marked_at: datetime | None, until: datetime |
 def _utc(moment: datetime) -> pd.Timestamp:
     stamp = pd.Timestamp(moment)
     return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
+
+
+def outcome_chart(
+    warehouse: Warehouse,
+    canonical_event_id: str,
+    market: str,
+    period: str,
+    line: float | None,
+    outcome: str,
+    title: str,
+    fair_price: float | None = None,
+    *,
+    sharp_bookmaker: str | None = None,
+    since: datetime | None = None,
+    marked_at: datetime | None = None,
+) -> bytes | None:
+    """`line_chart_png` of one outcome's `outcome_history`; None when no tick is recorded."""
+    history = outcome_history(warehouse, canonical_event_id, market, period, line, outcome, since=since)
+    if history.empty:
+        return None
+    return line_chart_png(history, title, fair_price, sharp_bookmaker=sharp_bookmaker, marked_at=marked_at)

@@ -85,16 +85,21 @@ def render_digest(alerts: Sequence[Alert], app_url: str) -> str:
     return "\n".join(lines)
 
 
+def event_page_url(app_url: str, event_id: str, **query: str) -> str:
+    """The Streamlit event page of `event_id` (dashboards/app_pages/event.py reads these params)."""
+    return f"{app_url.rstrip('/')}/event?{urlencode({'event_id': event_id, **query})}"
+
+
 def event_url(alert: Alert, app_url: str) -> str | None:
     """The Streamlit event page of the alert's outcome, or None when the event is not matched."""
     if not alert.canonical_event_id:
         return None
-    query: dict[str, str] = {"event_id": alert.canonical_event_id, "market": alert.market}
+    query: dict[str, str] = {"market": alert.market}
     if alert.outcome:
         query["outcome"] = alert.outcome
     if alert.line is not None:
         query["line"] = f"{alert.line:g}"
-    return f"{app_url.rstrip('/')}/event?{urlencode(query)}"
+    return event_page_url(app_url, alert.canonical_event_id, **query)
 
 
 def selection_words(alert: Alert) -> str:

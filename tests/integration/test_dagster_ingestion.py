@@ -4,7 +4,6 @@ dagster-postgres instance storage."""
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,6 +12,7 @@ import pytest
 
 from oddly.config import FeedConfig, HttpPolicy, OddlyConfig
 from oddly.dagster_home import dagster_postgres_url
+from oddly.ports import free_port
 from oddly.simulator.config import SimConfig
 from oddly.simulator.server import RunningSimulator, start_in_thread
 from oddly.warehouse.store import Warehouse
@@ -45,9 +45,7 @@ def definitions(feeds: list[FeedConfig], warehouse_url: str) -> dg.Definitions:
 
 
 def closed_port_url() -> str:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return f"http://127.0.0.1:{s.getsockname()[1]}"
+    return f"http://127.0.0.1:{free_port()}"
 
 
 @pytest.fixture(scope="module")

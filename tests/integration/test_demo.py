@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -16,17 +15,12 @@ import httpx
 import pytest
 
 from oddly.config import REPO_ROOT, get_settings
+from oddly.ports import free_port
 from oddly.warehouse.reader import MartsReader
 from oddly.warehouse.snapshot import snapshot_path
 from oddly.warehouse.store import Warehouse
 
 pytestmark = pytest.mark.slow
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def published_prices(home: Path) -> int:

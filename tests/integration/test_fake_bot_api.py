@@ -18,6 +18,7 @@ from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup
 from telegram.error import BadRequest, Forbidden, InvalidToken, NetworkError, RetryAfter, TimedOut
 from telegram.request import HTTPXRequest
 
+from oddly.ports import free_port
 from oddly.telegram.fake_api import FakeBotApi, Fault
 from tests.telegram_fakes import TOKEN
 
@@ -203,9 +204,7 @@ def test_stops_promptly_even_while_a_request_hangs() -> None:
 
 @pytest.mark.slow
 def test_cli_serves_and_prints_the_base_url() -> None:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     proc = subprocess.Popen(
         [str(REPO / ".venv" / "bin" / "oddly"), "fake-telegram", "--port", str(port)],
         stdout=subprocess.PIPE,

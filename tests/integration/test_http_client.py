@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -13,6 +12,7 @@ from aiohttp import web
 
 from oddly.config import FeedConfig, HttpPolicy
 from oddly.feeds.http import FeedHttpClient, FetchFailedError, redact, retry_after_seconds
+from oddly.ports import free_port
 
 
 @dataclass
@@ -129,10 +129,7 @@ async def test_client_errors_are_not_retried(server: tuple[str, Script]) -> None
 
 
 async def test_connection_refused_is_said_in_words() -> None:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    base = f"http://127.0.0.1:{port}"
+    base = f"http://127.0.0.1:{free_port()}"  # nothing listens there
     async with client(base, retries=1) as http:
         with pytest.raises(
             FetchFailedError, match=r"connection refused \(is the bookmaker reachable\?\) after 2 tries"

@@ -4,7 +4,6 @@ what happened in words, and nothing is half written."""
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,6 +12,7 @@ import pytest
 
 from oddly.config import FeedConfig, HttpPolicy
 from oddly.ingest import IngestReport, ingest_feed, ingest_feeds
+from oddly.ports import free_port
 from oddly.simulator.config import SimConfig
 from oddly.simulator.server import RunningSimulator, start_in_thread
 from oddly.warehouse.store import Warehouse
@@ -63,12 +63,6 @@ def fault(sim: RunningSimulator, book: str, kind: str, count: int = 0, **extra: 
     httpx.post(
         f"{sim.url}/_sim/fault", json={"book": book, "kind": kind, "count": count, **extra}
     ).raise_for_status()
-
-
-def closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def logged(warehouse: Warehouse, report: IngestReport) -> dict:
@@ -168,7 +162,7 @@ def test_a_feed_down_for_good_does_not_stop_the_others(sim: RunningSimulator, wa
         name="down",
         agent="linefeed",
         bookmaker="nowhere",
-        base_url=f"http://127.0.0.1:{closed_port()}",
+        base_url=f"http://127.0.0.1:{free_port()}",
         http=FAST_HTTP,
     )
     fault(sim, "melbet", "http_503")

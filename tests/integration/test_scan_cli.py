@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import socket
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,6 +11,7 @@ import yaml
 from click.testing import CliRunner
 
 from oddly.cli import main
+from oddly.ports import free_port
 from oddly.simulator.config import SimConfig
 from oddly.simulator.server import RunningSimulator, start_in_thread
 from oddly.warehouse.store import Warehouse
@@ -24,9 +24,7 @@ def sim() -> Iterator[RunningSimulator]:
 
 
 def settings_file(tmp_path: Path, sim: RunningSimulator, *, with_dead_feed: bool) -> Path:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        dead = f"http://127.0.0.1:{s.getsockname()[1]}"
+    dead = f"http://127.0.0.1:{free_port()}"
     fast = {"retries": 0, "timeout_seconds": 2}
     feeds = [
         {

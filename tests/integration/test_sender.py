@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -22,6 +21,7 @@ import sqlalchemy as sa
 
 from oddly.alerts.outbox import Outbox
 from oddly.appdb import open_app_db
+from oddly.ports import free_port
 from oddly.telegram.chart import line_chart_png
 from oddly.telegram.fake_api import FakeBotApi, Fault
 from oddly.telegram.message import render_alert, render_caption
@@ -314,9 +314,7 @@ async def test_connect_refuses_a_bad_token_without_quoting_it() -> None:
 
 
 async def test_connect_waits_for_an_unreachable_bot_api(caplog: pytest.LogCaptureFixture) -> None:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]  # nothing listens here until the fake starts on it
+    port = free_port()  # nothing listens here until the fake starts on it
     bot = make_bot(sender_settings(f"http://127.0.0.1:{port}/bot"))
     stop = asyncio.Event()
     connecting = asyncio.create_task(connect(bot, stop, retry_seconds=0.2))

@@ -11,7 +11,6 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from oddly.alerts.alert import Alert
 from oddly.alerts.subscriptions import (
     Filters,
     QuietHours,
@@ -26,25 +25,17 @@ from oddly.alerts.subscriptions import (
     set_muted,
 )
 from oddly.appdb import open_app_db
+from tests.telegram_fakes import make_alert
 
 NOON = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
-ALERT = Alert(
+ALERT = make_alert(
     alert_id="a1",
     dedup_key="ev1|1x2|ft||home|sharp_drop|x",
-    type="sharp_drop",
-    severity="red",
     strength=2.1,
-    canonical_event_id="ev1",
     event_name="Manta v 9 de Octubre",
-    sport="football",
     league="Serie B",
     starts_at=None,
-    is_live=False,
     bookmaker="x",
-    market="1x2",
-    period="ft",
-    line=None,
-    outcome="home",
     old_price=2.0,
     new_price=1.6,  # a 20 % drop
     fair_price=1.55,
@@ -52,8 +43,9 @@ ALERT = Alert(
     detected_at=NOON,
     decided_at=NOON,
     rules_version="r-1",
-    model_version=None,
     explanation="x shortened home 2.0 → 1.6",
+    reasons=[],
+    best_prices=[],
 )
 
 
