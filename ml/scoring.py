@@ -1,5 +1,5 @@
-"""Live scoring: the champion model over the fresh grid times of the warehouse, each candidate
-explained, the kept rows written to the app database with the model version.
+"""Live scoring: the champion model over the fresh grid times of the warehouse; the rows kept
+(candidates and the drift sample) explained and written to the app database with the model version.
 
 `score_fresh` is what the Dagster scoring asset calls after every marts refresh; it loads nothing
 itself, so the asset loads `models:/oddly-anomaly@champion` once per run and passes it in.
@@ -92,12 +92,11 @@ def score_fresh(
     rows["threshold"] = threshold
     rows["is_candidate"] = scores > threshold
     rows["in_sample"] = _sampled(rows)
+    # every score written carries its reasons (candidates and the drift sample alike)
+    kept = rows[rows["is_candidate"] | rows["in_sample"]].copy()
     explainable = getattr(scorer, "reference_", None) is not None  # models trained before it: no reasons
-    flagged = rows[rows["is_candidate"]]
-    reasons = explain(scorer, flagged) if explainable else [[] for _ in range(len(flagged))]
-    rows["reasons"] = None
-    rows.loc[rows["is_candidate"], "reasons"] = [json.dumps([r.as_dict() for r in rs]) for rs in reasons]
-    kept = rows[rows["is_candidate"] | rows["in_sample"]]
+    reasons = explain(scorer, kept) if explainable and len(kept) else [[] for _ in range(len(kept))]
+    kept["reasons"] = [json.dumps([r.as_dict() for r in rs]) for rs in reasons]
     kept = kept.rename(columns={f: f"f_{f}" for f in NUMERIC_FEATURES}).assign(
         scored_at=scored_at, model_version=model_version
     )
@@ -108,7 +107,7 @@ def score_fresh(
         int(rows["is_candidate"].sum()),
         len(kept),
         time.perf_counter() - started,
-        rows[rows["is_candidate"]].sort_values("score", ascending=False).reset_index(drop=True),
+        kept[kept["is_candidate"]].sort_values("score", ascending=False).reset_index(drop=True),
     )
     scores_store.write(
         app_engine,

@@ -188,6 +188,18 @@ def test_with_a_champion_the_asset_scores_with_its_version_and_checks_drift(
     [check] = result.get_asset_check_evaluations()
     assert check.passed and "not judged" in (check.description or "")
 
+    # a day of sampled rows whose kick-off times and margins moved: the check warns and names them
+    from ml.registry import load_champion
+
+    champion_model, _ = load_champion(tracking.activate())  # type: ignore[misc]
+    shift = {"minutes_to_kick_off": 600.0, "book_margin": 0.05}
+    write_sample(app_engine(home), sampled(champion_model.reference_.sample, shift, 3_000, seed=4))
+    [check] = materialize(home, tracking).get_asset_check_evaluations()
+    assert not check.passed and check.severity == dg.AssetCheckSeverity.WARN
+    meta = {k: v.value for k, v in check.metadata.items()}
+    assert set(str(meta["drifted"]).split(", ")) == {"minutes_to_kick_off", "book_margin"}
+    assert "minutes_to_kick_off" in (check.description or "")
+
 
 def materialize(home: Path, tracking: Tracking) -> dg.ExecuteInProcessResult:
     return dg.materialize(
