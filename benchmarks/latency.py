@@ -26,7 +26,6 @@ import os
 import platform
 import random
 import signal
-import socket
 import statistics
 import tempfile
 import time
@@ -44,6 +43,7 @@ import yaml
 
 from oddly.config import REPO_ROOT, Settings, get_settings
 from oddly.dagster_home import write_dagster_yaml
+from oddly.ports import free_port
 
 TARGET_P95_SECONDS = 10.0
 # Drops on the match result: the market and period the simulator's sharp drop is labelled with.
@@ -110,12 +110,6 @@ def seconds(later: datetime, earlier: datetime) -> float:
     return (later - earlier).total_seconds()
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def percentile(values: Sequence[float], q: float) -> float | None:
     """Nearest-rank percentile (no interpolation: p95 of 50 is the 48th value)."""
     if not values:
@@ -173,6 +167,7 @@ def running_stack(home: Path, interval: float, events: int, ready_timeout: float
             "ODDLY_SIMULATOR_PORT": str(free_port()),
             "ODDLY_MLFLOW_PORT": str(free_port()),
             "ODDLY_FAKE_TELEGRAM_PORT": str(free_port()),
+            "ODDLY_STREAMLIT_PORT": str(free_port()),
         }
     )
     settings = get_settings()
