@@ -107,6 +107,12 @@ class Settings(BaseSettings):
         default=None,
         description="MLflow tracking and registry store (PostgreSQL URL); SQLite file when unset",
     )
+    marts_checks_seconds: float = Field(
+        default=300.0,
+        ge=0,
+        description="the marts sensor runs the current-state marts' dbt data tests at most this often "
+        "(0: every cycle); the models run every cycle",
+    )
     simulator_host: str = "127.0.0.1"
     simulator_port: int = 8765
     mlflow_port: int = Field(default=5000, description="where `oddly demo` serves the MLflow UI")

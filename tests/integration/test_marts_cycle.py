@@ -1,0 +1,107 @@
+"""The warm in-process dbt and the marts cycle the marts sensor runs: the project is parsed once per
+process and reused, dbt releases the DuckDB file after every invocation (another process can open
+it), a process's first cycle builds every model (the views too) and later cycles the `ingest_cycle`
+selector, the marts are published, and the data tests run only when asked."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from oddly.config import Settings
+from oddly.warehouse.cycle import run_marts_cycle
+from oddly.warehouse.dbt_runner import WarmDbt, project_signature
+from oddly.warehouse.reader import MartsReader
+from oddly.warehouse.store import Warehouse
+from tests.integration.test_dbt_project import seed
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    settings = Settings(home=tmp_path, warehouse_url=None)
+    warehouse = Warehouse.from_settings(settings)
+    seed(warehouse)
+    warehouse.dispose()
+    return settings
+
+
+def opens_in_another_process(path: Path) -> str:
+    """What another process reads from the DuckDB file (its error when the file is held)."""
+    script = textwrap.dedent(
+        f"""
+        import duckdb
+        with duckdb.connect({str(path)!r}) as con:
+            print(con.execute("select count(*) from raw.odds_ticks").fetchone()[0])
+        """
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    return done.stdout.strip() or done.stderr.strip()[-300:]
+
+
+def test_the_project_is_parsed_once_and_dbt_lets_go_of_the_file_after_each_invocation(
+    settings: Settings,
+) -> None:
+    dbt = WarmDbt(settings)
+    built = dbt.invoke(["run"])
+    assert built.success, built.describe()
+    names = {n.unique_id.split(".")[-1] for n in built.nodes}
+    assert {"stg_raw__odds_ticks", "int_selection_state", "fct_prices_current", "fct_arbitrage"} <= names
+    assert {e["info"]["name"] for e in built.events} == {"LogModelResult"}
+    assert len(built.events) == len(built.nodes)
+    assert opens_in_another_process(settings.duckdb_path) == "9"  # the seed's nine prices
+
+    tested = dbt.invoke(["test", "--selector", "checks"])
+    assert tested.success and tested.nodes and all(n.status == "pass" for n in tested.nodes)
+    assert {e["info"]["name"] for e in tested.events} == {"LogTestResult"}
+    assert dbt.parses == 1
+    assert opens_in_another_process(settings.duckdb_path) == "9"
+
+
+def test_a_failing_invocation_says_why_and_holds_nothing(settings: Settings) -> None:
+    dbt = WarmDbt(settings)
+    failed = dbt.invoke(["run", "--selector", "no_such_selector"])
+    assert not failed.success and failed.error and "no_such_selector" in failed.error
+    assert "no_such_selector" in failed.describe()
+    assert opens_in_another_process(settings.duckdb_path) == "9"
+
+
+def test_the_parse_is_redone_only_when_a_project_file_changes(tmp_path: Path) -> None:
+    (tmp_path / "models").mkdir()
+    model = tmp_path / "models" / "m.sql"
+    model.write_text("select 1 as x")
+    (tmp_path / "target").mkdir()
+    (tmp_path / "target" / "manifest.json").write_text("{}")  # dbt's own output: not the project
+    before = project_signature(tmp_path)
+    (tmp_path / "target" / "manifest.json").write_text('{"changed": true}')
+    assert project_signature(tmp_path) == before
+    model.write_text("select 2 as x")
+    assert project_signature(tmp_path) != before
+
+
+def test_a_first_cycle_builds_every_model_and_later_ones_the_cycle_selector(settings: Settings) -> None:
+    dbt = WarmDbt(settings)
+    first = run_marts_cycle(settings, dbt, run_checks=True)
+    assert first.success, first.describe()
+    built = {n.unique_id.split(".")[-1] for n in first.models.nodes}
+    assert "stg_raw__odds_ticks" in built  # a view: only a first cycle (re)creates them
+    assert first.matching.canonical_events == 2 and first.matching.matched_across_books == 1
+    assert first.checks is not None and first.checks.success
+    assert first.snapshot is not None and first.snapshot.rows["marts.fct_prices_current"] == 9
+    assert 0 < first.held_seconds <= first.seconds
+
+    later = run_marts_cycle(settings, dbt, run_checks=False)
+    assert later.success and later.checks is None
+    rebuilt = {n.unique_id.split(".")[-1] for n in later.models.nodes}
+    assert "stg_raw__odds_ticks" not in rebuilt and "fct_prices_current" in rebuilt
+    assert dbt.parses == 1
+    prices = MartsReader(warehouse_url=None, home=settings.home).query(
+        "select count(*) as n from marts.fct_prices_current"
+    )
+    assert int(prices["n"][0]) == 9
+    assert "published" in later.describe() and "warehouse held" in later.describe()
