@@ -28,7 +28,8 @@ def dagster_instance_config(settings: Settings) -> dict[str, Any]:
             "pools": {"default_limit": 1, "granularity": "op"},
             "runs": {"max_concurrent_runs": 6},
         },
-        "sensors": {"use_threads": True, "num_workers": 4},
+        # every sensor evaluated at once: each feed's poll and the marts cycle run in the code server
+        "sensors": {"use_threads": True, "num_workers": 8},
         "code_servers": {"local_startup_timeout": 180},
     }
     if settings.dagster_pg_url:

@@ -20,6 +20,8 @@ from oddly.dagster_home import password_env, write_dagster_yaml
 
 # The chat the demo subscribes when it runs the fake Bot API, so alerts arrive on its page.
 DEMO_CHAT_ID = 1
+# How long the Dagster daemon waits for one sensor evaluation.
+SENSOR_TIMEOUT_SECONDS = 600
 
 
 @dataclass
@@ -104,7 +106,13 @@ def services(settings: Settings, dagster_port: int) -> list[Service]:
             ],
             dagster,
             f"{dagster}/server_info",
-            {"DAGSTER_HOME": str(settings.dagster_home), **password_env(settings.dagster_pg_url)},
+            {
+                "DAGSTER_HOME": str(settings.dagster_home),
+                # the sensors do the work (a poll, a marts cycle); a first cycle on a long history
+                # takes longer than Dagster's default minute
+                "DAGSTER_SENSOR_GRPC_TIMEOUT_SECONDS": str(SENSOR_TIMEOUT_SECONDS),
+                **password_env(settings.dagster_pg_url),
+            },
         ),
         Service(
             "mlflow",
@@ -122,6 +130,8 @@ def services(settings: Settings, dagster_port: int) -> list[Service]:
             ],
             mlflow,
             f"{mlflow}/health",
+            # MLflow's server-side job workers (seven processes) serve features the platform does not use
+            {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"},
         ),
         Service(
             "streamlit",
@@ -227,7 +237,10 @@ def demo(dagster_port: int, ready_timeout: float) -> None:
         for service in running:
             click.echo(f"  {service.name:<10} {service.url}")
         click.echo(f"  warehouse  {settings.resolved_warehouse_url}")
-        click.echo("The feed sensors poll every 10 s, the marts refresh after them; see the Dagster UI.")
+        click.echo(
+            "The feed sensors poll every feed by its interval, the marts sensor refreshes the marts after "
+            "them; see the Dagster UI (Automation and Assets)."
+        )
         if telegram_env(settings):
             click.echo(
                 f"No bot token set: alerts to demo chat {DEMO_CHAT_ID} appear on the telegram page above."

@@ -66,6 +66,7 @@ class IngestReport:
             "feed": self.feed,
             "bookmaker": self.bookmaker,
             "feed_run_id": self.feed_run_id,
+            "started_at": self.started_at.isoformat(),
             "status": self.status,
             "requests": self.requests,
             "prices_seen": self.prices_seen,

@@ -3,6 +3,7 @@ findings become decisions (green / yellow / red) in the audit trail and messages
 (`oddly.alerts.run`); the ingestion runs already did the same for the fast detectors. The
 sender (`oddly send`) delivers the outbox."""
 
+import logging
 from datetime import UTC, datetime, timedelta
 
 import dagster as dg
@@ -21,11 +22,11 @@ ALERTS_KEY = dg.AssetKey(["alerts", "decisions"])
 FIRST_LOOKBACK = timedelta(minutes=10)
 
 
-def previous_cursor(context: dg.AssetExecutionContext) -> tuple[int, datetime | None]:
+def previous_cursor(instance: dg.DagsterInstance) -> tuple[int, datetime | None]:
     """Where the previous run stopped: the last model-score row decided and the newest mart
     detection time. A run that crashed after committing decisions re-decides them; the decision
     engine's dedup then holds them, so nothing is sent twice."""
-    event = context.instance.get_latest_materialization_event(ALERTS_KEY)
+    event = instance.get_latest_materialization_event(ALERTS_KEY)
     materialization = event.asset_materialization if event else None
     if materialization is None:
         return 0, None
@@ -51,13 +52,25 @@ def previous_cursor(context: dg.AssetExecutionContext) -> tuple[int, datetime | 
 def alert_decisions(
     context: dg.AssetExecutionContext, warehouse: WarehouseResource, app_db: AppDatabaseResource
 ) -> dg.MaterializeResult:
-    from ml.scores_store import candidates_after  # scikit-learn: only in the runs that need it
+    return dg.MaterializeResult(metadata=decide_alerts(context.instance, warehouse, app_db, context.log))
+
+
+def decide_alerts(
+    instance: dg.DagsterInstance,
+    warehouse: WarehouseResource,
+    app_db: AppDatabaseResource,
+    log: logging.Logger | dg.DagsterLogManager,
+) -> dict[str, object]:
+    """Decide what the last refresh brought (model candidates past the score cursor, mart
+    detections since the last one); the materialization's metadata, whose cursors the next call
+    starts from. The asset and the marts sensor both call this."""
+    from ml.scores_store import candidates_after  # scikit-learn: only where a model is used
 
     settings = warehouse.settings()
     rules = load_rules(settings.rules_file)
     policy = load_policy(settings.alert_policy_file)
     now = datetime.now(UTC)
-    score_cursor, detected_until = previous_cursor(context)
+    score_cursor, detected_until = previous_cursor(instance)
     since = detected_until or now - FIRST_LOOKBACK
     wh = warehouse.get()
     engine = app_db.engine()
@@ -76,16 +89,14 @@ def alert_decisions(
         )
     finally:
         engine.dispose()
-    context.log.info(summary.describe())
+    log.info(summary.describe())
     newest = max((pd.Timestamp(d.detected_at) for d in detections), default=pd.Timestamp(since))
-    return dg.MaterializeResult(
-        metadata={
-            **summary.as_metadata(),
-            "model_candidates": len(scores),
-            "mart_detections": len(detections),
-            "score_cursor": int(scores["id"].max()) if len(scores) else score_cursor,
-            "detected_until": newest.isoformat(),
-            "policy_version": policy.version,
-            "queued": dg.MetadataValue.md("\n".join(f"- {e}" for e in summary.examples) or "none"),
-        }
-    )
+    return {
+        **summary.as_metadata(),
+        "model_candidates": len(scores),
+        "mart_detections": len(detections),
+        "score_cursor": int(scores["id"].max()) if len(scores) else score_cursor,
+        "detected_until": newest.isoformat(),
+        "policy_version": policy.version,
+        "queued": dg.MetadataValue.md("\n".join(f"- {e}" for e in summary.examples) or "none"),
+    }

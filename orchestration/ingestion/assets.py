@@ -1,15 +1,12 @@
-"""One ingestion asset per configured feed: fetch → parse → validate → diff → append, in one
-call into `oddly.ingest` (the same code `oddly scan` runs)."""
+"""One ingestion asset per configured feed: one poll (`oddly.poll`: fetch → parse → validate → diff →
+append, the fast detectors, their alerts) — the same call its sensor makes on every tick."""
 
 import dagster as dg
-from dagster._core.definitions.unresolved_asset_job_definition import UnresolvedAssetJobDefinition
 
-from oddly.alerts.run import alert_fast_path
 from oddly.config import FeedConfig, get_settings
 from oddly.dagster_home import WAREHOUSE_WRITER_POOL
-from oddly.detect.rules import rules_for_ingestion
-from oddly.ingest import IngestReport, ingest_feed
-from oddly.model import now_utc
+from oddly.ingest import IngestReport
+from oddly.poll import PollReport, poll_feed
 from orchestration.resources import AppDatabaseResource, WarehouseResource
 
 
@@ -50,6 +47,11 @@ def report_table(report: IngestReport) -> str:
     return "| | |\n|---|---|\n" + "\n".join(f"| {k} | {v} |" for k, v in rows)
 
 
+def poll_metadata(poll: PollReport) -> dict[str, object]:
+    """What a poll reports to Dagster (the sensor's materialization, or the asset's)."""
+    return {**poll.as_metadata(), "report": dg.MetadataValue.md(report_table(poll.ingest))}
+
+
 def build_feed_asset(feed: FeedConfig) -> dg.AssetsDefinition:
     @dg.asset(
         key=feed_asset_key(feed),
@@ -57,7 +59,9 @@ def build_feed_asset(feed: FeedConfig) -> dg.AssetsDefinition:
         kinds={"python", "duckdb"},
         pool=WAREHOUSE_WRITER_POOL,
         tags={"oddly/feed": feed.name},
-        description=f"Change-only ticks of {feed.bookmaker} via the {feed.agent} agent ({feed.base_url}).",
+        description=f"Change-only ticks of {feed.bookmaker} via the {feed.agent} agent ({feed.base_url}). "
+        f"Its sensor poll_{feed.name} ingests it every {feed.interval_seconds:g} s in the code server; "
+        "materializing it here runs one poll in a run.",
         metadata={
             "bookmaker": feed.bookmaker,
             "agent": feed.agent,
@@ -67,46 +71,19 @@ def build_feed_asset(feed: FeedConfig) -> dg.AssetsDefinition:
     def ingest(
         context: dg.AssetExecutionContext, warehouse: WarehouseResource, app_db: AppDatabaseResource
     ) -> dg.MaterializeResult:
-        settings = get_settings()
-        rules, rules_problem = rules_for_ingestion(settings.rules_file)
-        wh = warehouse.get()
-        report = ingest_feed(feed, wh, feed_run_id=f"{feed.name}-{context.run.run_id}", rules=rules)
-        report.detection_error = report.detection_error or rules_problem
-        # the fast path: this run's detections decided and queued now, not after dbt
-        alerts, alert_error = alert_fast_path(
+        poll = poll_feed(
+            feed,
+            warehouse.get(),
+            get_settings(),
             app_db.engine,
-            report.detections,
-            policy_file=settings.alert_policy_file,
-            app_url=settings.app_url,
-            warehouse=wh,
-            sharp_books=rules.sharp_books if rules else (),
-            now=now_utc(),
+            feed_run_id=f"{feed.name}-{context.run.run_id}",
         )
-        metadata: dict[str, object] = {
-            **report.as_metadata(),
-            **({} if alerts is None else {f"alerts_{k}": v for k, v in alerts.as_metadata().items()}),
-            "report": dg.MetadataValue.md(report_table(report)),
-        }
-        if alert_error:
-            metadata["alert_error"] = alert_error
-            context.log.warning(alert_error)
-        context.log.info(report.summary_line())
-        if report.status == "failed":
-            raise dg.Failure(description=report.error, metadata=metadata)
-        if report.error:
-            context.log.warning(report.error)
-        if report.detection_error:
-            context.log.warning(report.detection_error)
+        metadata = poll_metadata(poll)
+        context.log.info(poll.ingest.summary_line())
+        if poll.failed:
+            raise dg.Failure(description=poll.ingest.error, metadata=metadata)
+        for problem in poll.problems:
+            context.log.warning(problem)
         return dg.MaterializeResult(metadata=metadata)
 
     return ingest
-
-
-def build_feed_job(feed: FeedConfig) -> UnresolvedAssetJobDefinition:
-    return dg.define_asset_job(
-        name=f"ingest_{feed.name}",
-        selection=dg.AssetSelection.assets(feed_asset_key(feed)),
-        executor_def=dg.in_process_executor,
-        tags={"oddly/feed": feed.name},
-        description=f"One ingestion run of feed {feed.name}.",
-    )

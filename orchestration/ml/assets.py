@@ -3,6 +3,7 @@ feature-drift check), and a training asset retrains, evaluates and promotes (dai
 Thin: the work is in `ml.scoring`, `ml.train` and `ml.registry`."""
 
 import json
+import logging
 import math
 
 import dagster as dg
@@ -15,8 +16,8 @@ from oddly.dagster_home import WAREHOUSE_WRITER_POOL
 from oddly.detect.rules import load_rules
 from orchestration.resources import AppDatabaseResource, MlflowResource, WarehouseResource
 
-# scikit-learn, MLflow and the model code are imported inside the assets that use them: every run
-# process (one per feed poll) loads this module, and most runs never score or train.
+# scikit-learn, MLflow and the model code are imported only where a model is used: the code server
+# and every run process load this module, and most of them never score or train.
 CHAMPION_URI = "models:/oddly-anomaly@champion"  # ml.registry.CHAMPION_URI
 
 SCORES_KEY = dg.AssetKey(["ml", "anomaly_scores"])
@@ -46,13 +47,24 @@ def anomaly_scores(
     app_db: AppDatabaseResource,
     mlflow: MlflowResource,
 ) -> dg.MaterializeResult:
+    return dg.MaterializeResult(metadata=score_fresh_rows(warehouse, app_db, mlflow, context.log))
+
+
+def score_fresh_rows(
+    warehouse: WarehouseResource,
+    app_db: AppDatabaseResource,
+    mlflow: MlflowResource,
+    log: logging.Logger | dg.DagsterLogManager,
+) -> dict[str, object]:
+    """Score the fresh rows with the champion (loaded once per process and version); the
+    materialization's metadata. The asset and the marts sensor both call this."""
     from ml.registry import load_champion
     from ml.scoring import score_fresh
 
     loaded = load_champion(mlflow.tracking().activate())
     if loaded is None:
-        context.log.warning(NO_CHAMPION)
-        return dg.MaterializeResult(metadata={"champion": "none", "note": NO_CHAMPION, "rows_scored": 0})
+        log.warning(NO_CHAMPION)
+        return {"champion": "none", "note": NO_CHAMPION, "rows_scored": 0}
     scorer, version = loaded
     sharp_books = load_rules(warehouse.settings().rules_file).sharp_books
     engine = app_db.engine()
@@ -60,19 +72,17 @@ def anomaly_scores(
         report = score_fresh(warehouse.get(), engine, scorer, version, sharp_books)
     finally:
         engine.dispose()
-    context.log.info(report.describe())
-    return dg.MaterializeResult(
-        metadata={
-            "champion": f"{scorer.family} version {version}",
-            "model_version": version,
-            "rows_scored": report.rows_scored,
-            "candidates": report.candidates,
-            "rows_kept": report.rows_written,
-            "latest_observed_at": report.latest.isoformat() if report.latest else "none",
-            "seconds": round(report.seconds, 3),
-            "top_candidates": dg.MetadataValue.md(candidates_table(report.top.head(TOP_CANDIDATES))),
-        }
-    )
+    log.info(report.describe())
+    return {
+        "champion": f"{scorer.family} version {version}",
+        "model_version": version,
+        "rows_scored": report.rows_scored,
+        "candidates": report.candidates,
+        "rows_kept": report.rows_written,
+        "latest_observed_at": report.latest.isoformat() if report.latest else "none",
+        "seconds": round(report.seconds, 3),
+        "top_candidates": dg.MetadataValue.md(candidates_table(report.top.head(TOP_CANDIDATES))),
+    }
 
 
 def candidates_table(top: pd.DataFrame) -> str:

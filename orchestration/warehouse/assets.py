@@ -8,14 +8,21 @@ from typing import Any
 import dagster as dg
 from dagster._utils.env import environ
 from dagster_dbt import DbtCliResource, DbtProject, dbt_assets
+from dagster_dbt.core.dbt_cli_event import DbtCoreCliEventMessage
 
 from oddly.dagster_home import WAREHOUSE_WRITER_POOL
 from oddly.matching.run import MatchReport, update_event_map
 from oddly.warehouse.dbt_env import dbt_env
+from oddly.warehouse.dbt_runner import DbtOutcome
 from oddly.warehouse.dbt_writer import held_for_dbt
 from oddly.warehouse.snapshot import Snapshot
 from orchestration.resources import WarehouseResource
-from orchestration.warehouse.dbt_project import DBT_PROJECT, OddlyDbtTranslator, prepared_manifest
+from orchestration.warehouse.dbt_project import (
+    DBT_PROJECT,
+    OddlyDbtTranslator,
+    prepared_manifest,
+    prepared_manifest_json,
+)
 
 EVENT_MAP_KEY = dg.AssetKey(["raw", "event_map"])
 ODDS_TICKS_KEY = dg.AssetKey(["raw", "odds_ticks"])
@@ -49,6 +56,18 @@ def match_table(report: MatchReport) -> str:
     return "| | book | event id | teams | why |\n|---|---|---|---|---|\n" + "\n".join(rows)
 
 
+def match_metadata(report: MatchReport) -> dict[str, object]:
+    """What a matching pass reports (the asset's materialization, or the marts sensor's)."""
+    return {
+        "events": report.events,
+        "canonical_events": report.canonical_events,
+        "matched_across_books": report.matched_across_books,
+        "unmatched": len(report.unmatched),
+        "ambiguous": len(report.ambiguous),
+        "examples": dg.MetadataValue.md(match_table(report)),
+    }
+
+
 def build_event_map_asset(feed_keys: Sequence[dg.AssetKey]) -> dg.AssetsDefinition:
     @dg.asset(
         key=EVENT_MAP_KEY,
@@ -65,16 +84,7 @@ def build_event_map_asset(feed_keys: Sequence[dg.AssetKey]) -> dg.AssetsDefiniti
             f"{report.events} bookmaker events → {report.canonical_events} canonical events, "
             f"{report.matched_across_books} at more than one book"
         )
-        return dg.MaterializeResult(
-            metadata={
-                "events": report.events,
-                "canonical_events": report.canonical_events,
-                "matched_across_books": report.matched_across_books,
-                "unmatched": len(report.unmatched),
-                "ambiguous": len(report.ambiguous),
-                "examples": dg.MetadataValue.md(match_table(report)),
-            }
-        )
+        return dg.MaterializeResult(metadata=match_metadata(report))
 
     return event_map
 
@@ -98,25 +108,49 @@ def build_dbt_assets(project: DbtProject = DBT_PROJECT) -> dg.AssetsDefinition:
                 invocation = dbt.cli(DBT_BUILD, context=context, target_path=settings.home / "dbt_target")
             yield from invocation.stream()
             snapshot = held.publish()
-        yield from published(context, snapshot)
+        if snapshot is None:
+            context.log.info("nothing to publish: on PostgreSQL readers read the marts in the warehouse")
+        else:
+            context.log.info(
+                f"published {len(snapshot.rows)} marts to {snapshot.path} in {snapshot.seconds:.2f} s"
+            )
+        yield from (o for o in published(snapshot) if o.asset_key in context.assets_def.keys)
 
     return dbt_build
 
 
-def published(context: dg.AssetExecutionContext, snapshot: Snapshot | None) -> Iterator[dg.AssetObservation]:
-    """What readers now see of each mart, as an observation of that mart."""
+def published(snapshot: Snapshot | None) -> list[dg.AssetObservation]:
+    """What readers now see of each mart, as an observation of that mart (nothing on PostgreSQL,
+    where readers read the warehouse)."""
     if snapshot is None:
-        context.log.info("nothing to publish: on PostgreSQL readers read the marts in the warehouse")
-        return
-    context.log.info(f"published {len(snapshot.rows)} marts to {snapshot.path} in {snapshot.seconds:.2f} s")
-    for relation, rows in snapshot.rows.items():
-        key = dg.AssetKey(relation.split("."))
-        if key in context.assets_def.keys:
-            yield dg.AssetObservation(
-                asset_key=key,
-                metadata={
-                    "published_rows": rows,
-                    "published_at": dg.MetadataValue.timestamp(snapshot.published_at),
-                    "published_load_seq": snapshot.load_seq,
-                },
+        return []
+    return [
+        dg.AssetObservation(
+            asset_key=dg.AssetKey(relation.split(".")),
+            metadata={
+                "published_rows": rows,
+                "published_at": dg.MetadataValue.timestamp(snapshot.published_at),
+                "published_load_seq": snapshot.load_seq,
+            },
+        )
+        for relation, rows in snapshot.rows.items()
+        if relation.startswith("marts.")
+    ]
+
+
+def dbt_asset_events(
+    outcome: DbtOutcome, project: DbtProject = DBT_PROJECT
+) -> list[dg.AssetMaterialization | dg.AssetCheckEvaluation | dg.AssetObservation]:
+    """An in-process dbt invocation's results as the events dagster-dbt makes of the dbt CLI's: a
+    materialization per model built, a check evaluation per test, keyed by the same translator."""
+    manifest = prepared_manifest_json(project)
+    translator = OddlyDbtTranslator()
+    events: list[Any] = []
+    for raw in outcome.events:
+        message = DbtCoreCliEventMessage(raw_event=raw, event_history_metadata={})
+        events.extend(
+            message.to_default_asset_events(
+                manifest=manifest, dagster_dbt_translator=translator, project=project
             )
+        )
+    return events

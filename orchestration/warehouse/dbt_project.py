@@ -4,6 +4,8 @@ here: loading the code location must not parse the project."""
 
 from __future__ import annotations
 
+import json
+import threading
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -11,7 +13,9 @@ from typing import Any
 import dagster as dg
 from dagster_dbt import DagsterDbtTranslator, DbtCliResource, DbtProject
 
+from oddly.config import Settings
 from oddly.warehouse.dbt_env import DBT_PROJECT_DIR
+from oddly.warehouse.dbt_runner import WarmDbt
 from oddly.warehouse.dbt_writer import DBT_EXECUTABLE
 
 DBT_PROJECT = DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_DIR)
@@ -45,3 +49,28 @@ def prepared_manifest(project: DbtProject = DBT_PROJECT) -> Path:
             "`.venv/bin/oddly dbt parse`), then reload the code location"
         )
     return project.manifest_path
+
+
+_manifests: dict[Path, tuple[int, dict[str, Any]]] = {}
+_warm: dict[tuple[str, str], WarmDbt] = {}
+_warm_lock = threading.Lock()
+
+
+def prepared_manifest_json(project: DbtProject = DBT_PROJECT) -> dict[str, Any]:
+    """The prepared manifest's content, read again only when `make manifest` rewrote it."""
+    path = prepared_manifest(project)
+    mtime = path.stat().st_mtime_ns
+    cached = _manifests.get(path)
+    if cached is None or cached[0] != mtime:
+        cached = (mtime, json.loads(path.read_text()))
+        _manifests[path] = cached
+    return cached[1]
+
+
+def warm_dbt(settings: Settings) -> WarmDbt:
+    """This process's warm dbt for the warehouse `settings` name (created on first use)."""
+    key = (str(settings.home), settings.resolved_warehouse_url)
+    with _warm_lock:
+        if key not in _warm:
+            _warm[key] = WarmDbt(settings)
+        return _warm[key]

@@ -1,11 +1,13 @@
-"""Dagster: the definitions load, sensors request runs with a cursor and never pile up, and a
-sensor-requested run ingests from the simulator over HTTP into the warehouse — on SQLite and on
-dagster-postgres instance storage."""
+"""Dagster: the definitions load, and each feed's sensor polls its feed itself — over HTTP from the
+simulator into the warehouse, in the sensor's evaluation, no run — and reports the poll as the feed
+asset's materialization (an observation when the feed is down), counting polls in its cursor; the
+asset materialized by hand runs the same poll. On SQLite and on dagster-postgres instance storage."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
 import pytest
@@ -17,6 +19,7 @@ from oddly.simulator.config import SimConfig
 from oddly.simulator.server import RunningSimulator, start_in_thread
 from oddly.warehouse.store import Warehouse
 from orchestration.ingestion.definitions import ingestion_definitions
+from orchestration.ingestion.sensors import PollCursor
 from orchestration.resources import AppDatabaseResource, WarehouseResource
 from tests.conftest import drop_pg_database, make_pg_database
 
@@ -54,7 +57,13 @@ def sim() -> Iterator[RunningSimulator]:
         yield running
 
 
-def test_the_code_location_loads_with_an_asset_job_sensor_and_checks_per_feed() -> None:
+def test_the_poll_cursor_counts_polls_and_keeps_when_the_last_one_started() -> None:
+    assert PollCursor.parse(None) == PollCursor(0, 0.0)
+    assert PollCursor.parse("12") == PollCursor(12, 0.0)  # an earlier version's cursor
+    assert PollCursor.parse(PollCursor(3, 1_700_000_000.25).dump()) == PollCursor(3, 1_700_000_000.25)
+
+
+def test_the_code_location_loads_with_an_asset_sensor_and_checks_per_feed() -> None:
     from orchestration.definitions import defs
 
     repo = defs.get_repository_def()
@@ -66,90 +75,104 @@ def test_the_code_location_loads_with_an_asset_job_sensor_and_checks_per_feed() 
     ]
     assert names
     for name in names:
-        assert repo.has_job(f"ingest_{name}")
-        assert repo.has_sensor_def(f"poll_{name}")
+        sensor = repo.get_sensor_def(f"poll_{name}")
+        assert sensor.default_status == dg.DefaultSensorStatus.RUNNING and not sensor.targets
         assert defs.get_assets_def(dg.AssetKey(["raw", "feed", name])) is not None
     feed_keys = {dg.AssetKey(["raw", "feed", name]) for name in names}
     check_keys = {k.name for k in defs.resolve_asset_graph().asset_check_keys if k.asset_key in feed_keys}
     assert check_keys == {"prices_above_one", "fresh"}
 
 
-def run_request(defs: dg.Definitions, sensor: str, instance: dg.DagsterInstance, cursor: str | None = None):  # type: ignore[no-untyped-def]
-    sensor_def = defs.resolve_sensor_def(sensor)
-    context = dg.build_sensor_context(instance=instance, cursor=cursor, definitions=defs)
-    result = sensor_def.evaluate_tick(context)
+def tick(defs: dg.Definitions, sensor: str, instance: dg.DagsterInstance, cursor: str | None = None) -> Any:
+    """One evaluation of `sensor`, its asset events stored as the daemon stores them."""
+    context = dg.build_sensor_context(
+        instance=instance, cursor=cursor, definitions=defs, resources=defs.resources
+    )
+    result = defs.resolve_sensor_def(sensor).evaluate_tick(context)
+    for event in result.asset_events:
+        instance.report_runless_asset_event(event)
     return result
 
 
-def test_sensor_requests_runs_with_a_cursor_and_a_run_key(tmp_path: Path) -> None:
-    defs = definitions([feed("f1", "http://127.0.0.1:9")], f"duckdb:///{tmp_path}/w.duckdb")
-    with dg.instance_for_test() as instance:
-        first = run_request(defs, "poll_f1", instance)
-        assert [r.run_key for r in first.run_requests] == ["f1:1"]
-        assert first.run_requests[0].tags["oddly/feed"] == "f1"
-        assert first.cursor == "1"
-        second = run_request(defs, "poll_f1", instance, cursor=first.cursor)
-        assert [r.run_key for r in second.run_requests] == ["f1:2"] and second.cursor == "2"
-
-
-def test_sensor_skips_while_a_run_of_its_feed_is_in_flight(tmp_path: Path) -> None:
-    defs = definitions(
-        [feed("f1", "http://127.0.0.1:9"), feed("f2", "http://127.0.0.1:9")], f"duckdb:///{tmp_path}/w.duckdb"
-    )
-    with dg.instance_for_test() as instance:
-        job = defs.resolve_job_def("ingest_f1")
-        instance.create_run_for_job(job, status=dg.DagsterRunStatus.STARTED)
-        skipped = run_request(defs, "poll_f1", instance, cursor="4")
-        assert not skipped.run_requests and "still queued or running" in skipped.skip_message
-        assert skipped.cursor == "4"  # nothing requested, nothing counted
-        other = run_request(defs, "poll_f2", instance)
-        assert [r.run_key for r in other.run_requests] == ["f2:1"]
-
-
-def execute_requested(
-    defs: dg.Definitions, sensor: str, instance: dg.DagsterInstance
-) -> dg.ExecuteInProcessResult:
-    """What the daemon does with a sensor's request, in process."""
-    request = run_request(defs, sensor, instance).run_requests[0]
-    job = defs.resolve_job_def(sensor.replace("poll_", "ingest_"))
-    return job.execute_in_process(instance=instance, tags=request.tags, raise_on_error=False)
+def metadata(event: dg.AssetMaterialization | dg.AssetObservation) -> dict[str, Any]:
+    return {k: v.value for k, v in event.metadata.items()}
 
 
 @pytest.mark.slow
-def test_a_sensor_requested_run_ingests_over_http_into_duckdb(sim: RunningSimulator, tmp_path: Path) -> None:
+def test_the_sensor_polls_its_feed_over_http_into_duckdb_and_reports_it(
+    sim: RunningSimulator, tmp_path: Path
+) -> None:
     url = f"duckdb:///{tmp_path}/w.duckdb"
-    defs = definitions(
-        [feed("sim_22bet", sim.book_url("22bet")), feed("down", closed_port_url(), "nowhere")], url
-    )
+    defs = definitions([feed("sim_22bet", sim.book_url("22bet"))], url)
     with dg.instance_for_test() as instance:
-        ok = execute_requested(defs, "poll_sim_22bet", instance)
-        assert ok.success
-        [materialization] = ok.asset_materializations_for_node("raw__feed__sim_22bet")
-        meta = {k: v.value for k, v in materialization.metadata.items()}
-        assert (
-            meta["status"] == "ok"
-            and meta["ticks_written"] > 0
-            and meta["prices_seen"] >= meta["ticks_written"]
-        )
+        first = tick(defs, "poll_sim_22bet", instance)
+        assert not first.run_requests and PollCursor.parse(first.cursor).polls == 1
+        [materialization] = first.asset_events
+        assert isinstance(materialization, dg.AssetMaterialization)
+        assert materialization.asset_key == dg.AssetKey(["raw", "feed", "sim_22bet"])
+        meta = metadata(materialization)
+        assert meta["status"] == "ok" and meta["poll"] == 1
+        assert meta["ticks_written"] > 0 and meta["prices_seen"] >= meta["ticks_written"]
         assert "| ticks written |" in meta["report"]
-        checks = {e.check_name: e.passed for e in ok.get_asset_check_evaluations()}
-        assert checks == {"prices_above_one": True, "fresh": True}
 
-        down = execute_requested(defs, "poll_down", instance)
-        assert not down.success
-        failure = next(e for e in down.all_events if e.is_step_failure)
-        assert "connection refused" in failure.step_failure_data.user_failure_data.description
+        # evaluated again before the feed's interval is up: no poll (the daemon comes every 5 s)
+        early = tick(defs, "poll_sim_22bet", instance, first.cursor)
+        assert "next poll of sim_22bet in" in early.skip_message and early.cursor == first.cursor
+        # an interval later; the market has not moved (manual clock): the poll writes nothing twice
+        later = PollCursor(1, PollCursor.parse(first.cursor).started - 10).dump()
+        second = tick(defs, "poll_sim_22bet", instance, later)
+        assert PollCursor.parse(second.cursor).polls == 2
+        assert metadata(second.asset_events[0])["ticks_written"] == 0
+        recorded = instance.fetch_materializations(dg.AssetKey(["raw", "feed", "sim_22bet"]), limit=10)
+        assert len(recorded.records) == 2
+        assert instance.get_runs_count() == 0  # polled by the sensor itself, not by runs
 
     warehouse = Warehouse.from_url(url)
     assert warehouse.count_ticks() == meta["ticks_written"]
-    runs = {r["feed"]: r for r in warehouse.feed_runs()}
-    assert runs["sim_22bet"]["status"] == "ok" and runs["sim_22bet"]["feed_run_id"].startswith("sim_22bet-")
-    assert runs["down"]["status"] == "failed" and "connection refused" in runs["down"]["error"]
+    runs = warehouse.feed_runs()
+    assert [r["status"] for r in runs] == ["ok", "ok"] and runs[0]["feed"] == "sim_22bet"
+
+
+@pytest.mark.slow
+def test_a_feed_that_is_down_is_reported_with_the_reason_and_polled_again(tmp_path: Path) -> None:
+    url = f"duckdb:///{tmp_path}/w.duckdb"
+    defs = definitions([feed("down", closed_port_url(), "nowhere")], url)
+    with dg.instance_for_test() as instance:
+        result = tick(defs, "poll_down", instance, cursor="6")
+        [observation] = result.asset_events
+        assert isinstance(observation, dg.AssetObservation)
+        assert metadata(observation)["status"] == "failed"
+        assert "connection refused" in result.skip_message and PollCursor.parse(result.cursor).polls == 7
+        assert instance.get_latest_materialization_event(dg.AssetKey(["raw", "feed", "down"])) is None
+    [run] = Warehouse.from_url(url).feed_runs()
+    assert run["status"] == "failed" and "connection refused" in run["error"]
+    assert "keeping last prices" in run["error"]
+
+
+@pytest.mark.slow
+def test_materializing_a_feed_by_hand_runs_the_same_poll_with_its_checks(
+    sim: RunningSimulator, tmp_path: Path
+) -> None:
+    url = f"duckdb:///{tmp_path}/w.duckdb"
+    domain = ingestion_definitions(OddlyConfig(feeds=[feed("sim_melbet", sim.book_url("melbet"), "melbet")]))
+    with dg.instance_for_test() as instance:
+        result = dg.materialize(
+            [*domain.assets, *domain.asset_checks],  # type: ignore[list-item]
+            resources={"warehouse": WarehouseResource(url=url), "app_db": AppDatabaseResource()},
+            instance=instance,
+        )
+        assert result.success
+        [materialization] = result.asset_materializations_for_node("raw__feed__sim_melbet")
+        assert metadata(materialization)["ticks_written"] > 0
+        checks = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
+        assert checks == {"prices_above_one": True, "fresh": True}
+    [run] = Warehouse.from_url(url).feed_runs()
+    assert run["feed_run_id"].startswith("sim_melbet-") and run["status"] == "ok"
 
 
 @pytest.mark.slow
 @pytest.mark.postgres
-def test_runs_on_a_dagster_postgres_instance_with_a_postgres_warehouse(
+def test_polls_on_a_dagster_postgres_instance_with_a_postgres_warehouse(
     sim: RunningSimulator, tmp_path: Path
 ) -> None:
     dagster_db = make_pg_database("oddly_dagster")
@@ -158,11 +181,11 @@ def test_runs_on_a_dagster_postgres_instance_with_a_postgres_warehouse(
         overrides = {"storage": {"postgres": {"postgres_url": dagster_postgres_url(dagster_db)}}}
         defs = definitions([feed("sim_melbet", sim.book_url("melbet"), "melbet")], warehouse_db)
         with dg.instance_for_test(overrides=overrides) as instance:
-            assert type(instance.run_storage).__name__ == "PostgresRunStorage"
-            result = execute_requested(defs, "poll_sim_melbet", instance)
-            assert result.success
-            stored = instance.get_runs(dg.RunsFilter(tags={"oddly/feed": "sim_melbet"}))
-            assert [r.status for r in stored] == [dg.DagsterRunStatus.SUCCESS]
+            assert type(instance.event_log_storage).__name__ == "PostgresEventLogStorage"
+            result = tick(defs, "poll_sim_melbet", instance)
+            assert metadata(result.asset_events[0])["status"] == "ok"
+            record = instance.get_latest_materialization_event(dg.AssetKey(["raw", "feed", "sim_melbet"]))
+            assert record is not None
         warehouse = Warehouse.from_url(warehouse_db)
         assert warehouse.dialect == "postgresql" and warehouse.count_ticks() > 0
         warehouse.dispose()

@@ -1,7 +1,9 @@
 """Dagster, warehouse domain: event matching and the dbt models follow the feeds, dbt's data tests are
-asset checks, the code location loads them from the prepared manifest without parsing dbt, the
-sensor requests one refresh per batch of ingestion with a cursor, and a refresh after real
-ingestion from the simulator builds, tests and publishes the marts — on DuckDB and PostgreSQL."""
+asset checks, the code location loads them from the prepared manifest without parsing dbt. After
+real ingestion from the simulator, the marts sensor runs a cycle itself — matching, the models in
+the warm in-process dbt, the marts published, the data tests when due, scoring and alerts — and
+reports each as a materialization or check, once per batch of ingestion, on DuckDB and PostgreSQL;
+the refresh_marts job does the same in a run by hand."""
 
 from __future__ import annotations
 
@@ -25,13 +27,17 @@ from oddly.simulator.config import SimConfig
 from oddly.simulator.server import RunningSimulator, start_in_thread
 from oddly.warehouse.reader import MartsReader
 from oddly.warehouse.snapshot import snapshot_path
-from oddly.warehouse.store import Warehouse
+from orchestration.alerts.assets import ALERTS_KEY
+from orchestration.alerts.definitions import alerts_definitions
 from orchestration.ingestion.assets import feed_asset_key
 from orchestration.ingestion.definitions import ingestion_definitions
-from orchestration.resources import AppDatabaseResource, WarehouseResource
+from orchestration.ml.assets import SCORES_KEY
+from orchestration.ml.definitions import ml_definitions
+from orchestration.resources import AppDatabaseResource, MlflowResource, WarehouseResource
 from orchestration.warehouse.assets import EVENT_MAP_KEY, ODDS_TICKS_KEY, match_table
 from orchestration.warehouse.dbt_project import DBT_PROJECT, dbt_resource
 from orchestration.warehouse.definitions import warehouse_definitions
+from orchestration.warehouse.sensors import MartsCursor, latest_materialization
 from tests.integration.test_dagster_ingestion import feed
 from tests.simulated import simulator_feeds
 
@@ -51,6 +57,15 @@ def dbt_models() -> dict[dg.AssetKey, str]:
     }
 
 
+def cycle_models() -> set[dg.AssetKey]:
+    """The models a cycle runs after the first (its selector leaves out the views)."""
+    return {
+        dg.AssetKey([node["schema"], node["alias"]])
+        for node in manifest()["nodes"].values()
+        if node["resource_type"] == "model" and node["config"]["materialized"] != "view"
+    }
+
+
 def dbt_tests(tag: str | None = None) -> set[str]:
     """The data tests; with `tag`, those carrying it, else those without raw_history (the tests over
     every tick ever written, run daily rather than each cycle)."""
@@ -65,23 +80,35 @@ def definitions(feeds: list[Any], warehouse: WarehouseResource) -> dg.Definition
     return dg.Definitions.merge(
         ingestion_definitions(config),
         warehouse_definitions(config),
+        ml_definitions(),
+        alerts_definitions(),
         dg.Definitions(
-            resources={"warehouse": warehouse, "dbt": dbt_resource(), "app_db": AppDatabaseResource()}
+            resources={
+                "warehouse": warehouse,
+                "dbt": dbt_resource(),
+                "app_db": AppDatabaseResource(),
+                "mlflow": MlflowResource(),
+            }
         ),
     )
 
 
-def tick(defs: dg.Definitions, instance: dg.DagsterInstance, cursor: str | None = None) -> Any:
-    context = dg.build_sensor_context(instance=instance, cursor=cursor, definitions=defs)
-    return defs.resolve_sensor_def(SENSOR).evaluate_tick(context)
+def tick(defs: dg.Definitions, name: str, instance: dg.DagsterInstance, cursor: str | None = None) -> Any:
+    """One evaluation of sensor `name`, its asset events stored as the daemon stores them."""
+    context = dg.build_sensor_context(
+        instance=instance, cursor=cursor, definitions=defs, resources=defs.resources
+    )
+    result = defs.resolve_sensor_def(name).evaluate_tick(context)
+    for event in result.asset_events:
+        instance.report_runless_asset_event(event)
+    return result
 
 
-def ingested(instance: dg.DagsterInstance, name: str) -> int:
-    """A materialization of feed `name`, as its ingestion run reports it; returns its storage id."""
-    key = dg.AssetKey(["raw", "feed", name])
-    instance.report_runless_asset_event(dg.AssetMaterialization(key))
-    record = instance.get_asset_records([key])[0]
-    return int(record.asset_entry.last_materialization_storage_id or 0)
+def ingest_every_feed(defs: dg.Definitions, instance: dg.DagsterInstance) -> None:
+    for sensor in defs.get_repository_def().sensor_defs:
+        if sensor.name.startswith("poll_"):
+            [event] = tick(defs, sensor.name, instance).asset_events
+            assert isinstance(event, dg.AssetMaterialization), event
 
 
 def test_the_code_location_loads_the_dbt_assets_from_the_prepared_manifest_without_running_dbt() -> None:
@@ -140,7 +167,7 @@ def test_lineage_reads_feeds_then_raw_tables_then_models_grouped_by_folder_with_
     assert dbt_tests() <= set(checks)
     assert checks["no_vig_probabilities_sum_to_one"] == dg.AssetKey(["intermediate", "int_no_vig_by_book"])
     job = definitions(feeds, WarehouseResource()).resolve_job_def("refresh_marts")
-    assert set(job.asset_layer.executable_asset_keys) == {EVENT_MAP_KEY, *models}
+    assert set(job.asset_layer.executable_asset_keys) == {EVENT_MAP_KEY, *models, SCORES_KEY, ALERTS_KEY}
 
 
 def test_a_missing_manifest_says_which_command_prepares_it(tmp_path: Path) -> None:
@@ -167,44 +194,25 @@ def test_the_match_table_lists_what_matching_left_open() -> None:
     assert table[3].startswith("| ambiguous | 22bet | 8 |") and len(table) == 4
 
 
-def test_the_sensor_requests_one_refresh_per_batch_of_ingestion_with_a_cursor_and_run_key() -> None:
-    defs = definitions(
-        [feed("f1", "http://127.0.0.1:9"), feed("f2", "http://127.0.0.1:9")], WarehouseResource()
-    )
-    with dg.instance_for_test() as instance:
-        nothing = tick(defs, instance)
-        assert not nothing.run_requests and nothing.cursor is None
-        assert "no feed has been ingested" in nothing.skip_message
-
-        first = ingested(instance, "f1")
-        requested = tick(defs, instance)
-        assert [r.run_key for r in requested.run_requests] == [f"marts:{first}"]
-        assert requested.cursor == str(first)
-        # a daemon restarted before it stored the cursor asks again with the same run_key (deduplicated)
-        assert [r.run_key for r in tick(defs, instance).run_requests] == [f"marts:{first}"]
-
-        idle = tick(defs, instance, requested.cursor)
-        assert not idle.run_requests and idle.cursor == requested.cursor
-
-        ingested(instance, "f1")
-        latest = ingested(instance, "f2")
-        batch = tick(defs, instance, requested.cursor)
-        assert [r.run_key for r in batch.run_requests] == [f"marts:{latest}"] and batch.cursor == str(latest)
+def test_the_cursor_keeps_the_ingestion_taken_in_and_when_the_tests_ran() -> None:
+    assert MartsCursor.parse(None) == MartsCursor(0, 0.0)
+    assert MartsCursor.parse("42") == MartsCursor(42, 0.0)  # an earlier version's cursor
+    cursor = MartsCursor(7, 1_700_000_000.5)
+    assert MartsCursor.parse(cursor.dump()) == cursor
 
 
-def test_the_sensor_waits_while_a_refresh_is_queued_or_running_and_then_takes_in_what_landed() -> None:
+def test_the_sensor_waits_while_a_refresh_is_queued_or_running_and_when_nothing_was_ingested() -> None:
     defs = definitions([feed("f1", "http://127.0.0.1:9")], WarehouseResource())
     with dg.instance_for_test() as instance:
-        running = instance.create_run_for_job(
-            defs.resolve_job_def("refresh_marts"), status=dg.DagsterRunStatus.STARTED
+        nothing = tick(defs, SENSOR, instance)
+        assert "no feed has been ingested" in nothing.skip_message and nothing.cursor is None
+        instance.create_run_for_job(defs.resolve_job_def("refresh_marts"), status=dg.DagsterRunStatus.STARTED)
+        instance.report_runless_asset_event(
+            dg.AssetMaterialization(feed_asset_key(feed("f1", "http://127.0.0.1:9")))
         )
-        latest = ingested(instance, "f1")
-        waiting = tick(defs, instance, "0")
-        assert not waiting.run_requests and "still queued or running" in waiting.skip_message
-        assert waiting.cursor == "0"  # nothing handed over, so nothing is skipped later
-        instance.report_run_canceled(running)
-        after = tick(defs, instance, "0")
-        assert [r.run_key for r in after.run_requests] == [f"marts:{latest}"]
+        waiting = tick(defs, SENSOR, instance, "0")
+        assert "refresh_marts run is queued or running" in waiting.skip_message
+        assert waiting.cursor == "0" and not waiting.asset_events  # nothing taken in, nothing skipped
 
 
 @pytest.fixture(scope="module")
@@ -213,80 +221,103 @@ def sim() -> Iterator[RunningSimulator]:
         yield running
 
 
-def ingest_then_refresh(
-    defs: dg.Definitions, instance: dg.DagsterInstance
-) -> tuple[dg.ExecuteInProcessResult, str]:
-    """Every feed's ingestion run, then the refresh the sensor requests, in process; returns the
-    refresh's result and the sensor's cursor."""
-    for job in defs.get_repository_def().get_all_jobs():
-        if job.name.startswith("ingest_"):
-            assert job.execute_in_process(instance=instance).success
-    requested = tick(defs, instance)
-    [request] = requested.run_requests
-    result = defs.resolve_job_def("refresh_marts").execute_in_process(
-        instance=instance, tags=request.tags, raise_on_error=False
-    )
-    return result, requested.cursor
+def materialized(result: Any) -> dict[dg.AssetKey, dict[str, Any]]:
+    return {
+        e.asset_key: {k: v.value for k, v in e.metadata.items()}
+        for e in result.asset_events
+        if isinstance(e, dg.AssetMaterialization)
+    }
 
 
-def assert_refreshed(result: dg.ExecuteInProcessResult) -> None:
-    """Matching and every model materialized, and every dbt test passed as an asset check."""
-    assert result.success
-    [matching] = result.asset_materializations_for_node("raw__event_map")
-    meta = {k: v.value for k, v in matching.metadata.items()}
-    assert meta["events"] > 0 and meta["matched_across_books"] > 0
-    materialized = {m.asset_key for m in result.get_asset_materialization_events() if m.asset_key}
-    assert set(dbt_models()) <= materialized
-    evaluations = result.get_asset_check_evaluations()
-    checked = {e.check_name for e in evaluations}
-    assert checked >= dbt_tests()
-    assert dbt_tests("raw_history") and not checked & dbt_tests("raw_history")
-    assert [e.check_name for e in evaluations if not e.passed] == []
+def checks(result: Any) -> dict[str, bool]:
+    return {e.check_name: e.passed for e in result.asset_events if isinstance(e, dg.AssetCheckEvaluation)}
+
+
+def assert_refreshed(result: Any, *, first: bool, tested: bool) -> None:
+    """Matching, the models (all of them on a first cycle), scoring and alerts materialized; with
+    `tested`, every cycle test passed."""
+    done = materialized(result)
+    assert done[EVENT_MAP_KEY]["events"] > 0 and done[EVENT_MAP_KEY]["matched_across_books"] > 0
+    models = set(dbt_models()) if first else cycle_models()
+    assert models and models == set(done) & set(dbt_models())
+    assert done[SCORES_KEY]["rows_scored"] == 0 and done[SCORES_KEY]["champion"] == "none"
+    assert "decisions" in done[ALERTS_KEY] and "score_cursor" in done[ALERTS_KEY]
+    if tested:
+        assert set(checks(result)) >= dbt_tests() and not set(checks(result)) & dbt_tests("raw_history")
+        assert [name for name, passed in checks(result).items() if not passed] == []
+    else:
+        assert checks(result) == {}
 
 
 @pytest.mark.slow
-def test_a_refresh_after_ingestion_builds_tests_and_publishes_the_marts_on_duckdb(
+def test_after_ingestion_the_sensor_refreshes_tests_and_publishes_the_marts_on_duckdb(
     sim: RunningSimulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("ODDLY_HOME", str(tmp_path))
     monkeypatch.delenv("ODDLY_WAREHOUSE_URL", raising=False)
     defs = definitions(simulator_feeds(sim), WarehouseResource())
     with dg.instance_for_test() as instance:
-        result, cursor = ingest_then_refresh(defs, instance)
-        assert_refreshed(result)
-        # the refresh's own materializations request nothing: the marts are up to date
-        assert "no feed has been ingested" in tick(defs, instance, cursor).skip_message
+        ingest_every_feed(defs, instance)
+        first = tick(defs, SENSOR, instance)
+        assert_refreshed(first, first=True, tested=True)
+        assert instance.get_runs_count() == 0  # the cycle ran in the sensor, not in a run
+        cursor = MartsCursor.parse(first.cursor)
+        assert cursor.ingested == latest_materialization(
+            instance, [feed_asset_key(f) for f in simulator_feeds(sim)]
+        )
+        assert "no feed has been ingested" in tick(defs, SENSOR, instance, first.cursor).skip_message
 
-    prices = MartsReader(warehouse_url=None, home=tmp_path).query(
-        "select count(*) as n from marts.fct_prices_current"
-    )
-    assert int(prices["n"][0]) > 0
+        # the next batch: the models again, the tests only when they are due again (5 minutes)
+        sim.call(lambda: sim.market.advance(30))
+        ingest_every_feed(defs, instance)
+        second = tick(defs, SENSOR, instance, first.cursor)
+        assert_refreshed(second, first=False, tested=False)
+        assert MartsCursor.parse(second.cursor).checked_at == cursor.checked_at
+
+    reader = MartsReader(warehouse_url=None, home=tmp_path)
+    prices = int(reader.query("select count(*) as n from marts.fct_prices_current")["n"][0])
+    assert prices > 0
     observed = {
-        o.asset_key: {k: v.value for k, v in o.metadata.items()}
-        for o in (
-            e.event_specific_data.asset_observation for e in result.all_events if e.is_asset_observation
-        )
+        e.asset_key: {k: v.value for k, v in e.metadata.items()}
+        for e in second.asset_events
+        if isinstance(e, dg.AssetObservation)
     }
-    assert observed[dg.AssetKey(["marts", "fct_prices_current"])]["published_rows"] == int(prices["n"][0])
+    assert observed[dg.AssetKey(["marts", "fct_prices_current"])]["published_rows"] == prices
     assert snapshot_path(tmp_path).exists()
-    warehouse = Warehouse.from_url(f"duckdb:///{tmp_path}/warehouse.duckdb")
-    assert {"fct_prices_current", "fct_consensus", "fct_arbitrage"} <= {
-        r["table_name"]
-        for r in warehouse.query(
-            "select table_name from information_schema.tables where table_schema = 'marts'"
-        )
-    }
+
+
+@pytest.mark.slow
+def test_the_refresh_marts_job_builds_tests_and_publishes_by_hand(
+    sim: RunningSimulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ODDLY_HOME", str(tmp_path))
+    monkeypatch.delenv("ODDLY_WAREHOUSE_URL", raising=False)
+    defs = definitions(simulator_feeds(sim), WarehouseResource())
+    with dg.instance_for_test() as instance:
+        ingest_every_feed(defs, instance)
+        result = defs.resolve_job_def("refresh_marts").execute_in_process(instance=instance)
+    assert result.success
+    [matching] = result.asset_materializations_for_node("raw__event_map")
+    assert matching.metadata["events"].value > 0  # type: ignore[attr-defined]
+    built = {m.asset_key for m in result.get_asset_materialization_events() if m.asset_key}
+    assert set(dbt_models()) <= built
+    evaluations = result.get_asset_check_evaluations()
+    assert {e.check_name for e in evaluations} >= dbt_tests()
+    assert [e.check_name for e in evaluations if not e.passed] == []
+    info = MartsReader(warehouse_url=None, home=tmp_path).published()
+    assert int(dict(zip(info["relation"], info["row_count"], strict=True))["marts.fct_prices_current"]) > 0
 
 
 @pytest.mark.slow
 @pytest.mark.postgres
-def test_a_refresh_after_ingestion_builds_and_tests_the_marts_on_postgres(
+def test_after_ingestion_the_sensor_refreshes_and_tests_the_marts_on_postgres(
     sim: RunningSimulator, pg_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("ODDLY_HOME", str(tmp_path))
     defs = definitions(simulator_feeds(sim), WarehouseResource(url=pg_url))
     with dg.instance_for_test() as instance:
-        assert_refreshed(ingest_then_refresh(defs, instance)[0])
+        ingest_every_feed(defs, instance)
+        assert_refreshed(tick(defs, SENSOR, instance), first=True, tested=True)
     reader = MartsReader(warehouse_url=pg_url, home=tmp_path)
     assert int(reader.query("select count(*) as n from marts.fct_prices_current")["n"][0]) > 0
     reader.dispose()

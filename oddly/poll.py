@@ -1,0 +1,79 @@
+"""One poll of one feed, as the platform runs it: ingest the feed (fetch → parse → validate → diff →
+append change-only ticks), run the fast detectors on the ticks just committed, and decide them at
+once, so a red alert is in the Telegram outbox before the poll returns.
+
+The Dagster feed sensor calls this on every tick in Dagster's long-lived code server (no run, no
+new process per poll), and the ingestion asset calls the same thing when someone materializes a
+feed by hand.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+
+from oddly.alerts.run import AlertSummary, alert_fast_path
+from oddly.config import FeedConfig, Settings
+from oddly.detect.rules import rules_for_ingestion
+from oddly.ingest import IngestReport, ingest_feed
+from oddly.model import now_utc
+from oddly.warehouse.store import Warehouse
+
+
+@dataclass
+class PollReport:
+    """What one poll did: the ingestion report, and what became of its detections."""
+
+    ingest: IngestReport
+    alerts: AlertSummary | None
+    alert_error: str | None
+    alert_seconds: float
+
+    @property
+    def failed(self) -> bool:
+        return self.ingest.status == "failed"
+
+    @property
+    def problems(self) -> list[str]:
+        """Everything worth a warning: the feed's error, the detectors', the alerting's."""
+        found = [self.ingest.error, self.ingest.detection_error, self.alert_error]
+        return [p for p in found if p]
+
+    def as_metadata(self) -> dict[str, int | float | str]:
+        alerts = {} if self.alerts is None else self.alerts.as_metadata()
+        return {
+            **self.ingest.as_metadata(),
+            **{f"alerts_{key}": value for key, value in alerts.items()},
+            "alert_seconds": round(self.alert_seconds, 3),
+            **({"alert_error": self.alert_error} if self.alert_error else {}),
+        }
+
+
+def poll_feed(
+    feed: FeedConfig,
+    warehouse: Warehouse,
+    settings: Settings,
+    open_app_db: Callable[[], sa.Engine],
+    *,
+    feed_run_id: str | None = None,
+) -> PollReport:
+    """Ingest `feed` once and decide its fresh detections. Never raises for a feed, detector or
+    alerting problem (each is in the report, in words); only a warehouse failure propagates, and
+    then nothing of the poll was written."""
+    rules, rules_problem = rules_for_ingestion(settings.rules_file)
+    report = ingest_feed(feed, warehouse, feed_run_id=feed_run_id, rules=rules)
+    report.detection_error = report.detection_error or rules_problem
+    t0 = time.perf_counter()
+    alerts, alert_error = alert_fast_path(
+        open_app_db,
+        report.detections,
+        policy_file=settings.alert_policy_file,
+        app_url=settings.app_url,
+        warehouse=warehouse,
+        sharp_books=rules.sharp_books if rules else (),
+        now=now_utc(),
+    )
+    return PollReport(report, alerts, alert_error, time.perf_counter() - t0)
