@@ -15,7 +15,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from oddly.alerts.decide import Decision, PriorDecision
+from oddly.alerts.decide import Decision, PriorDecision, cooldown_key
 from oddly.appdb import metadata
 from oddly.model import utc
 
@@ -171,22 +171,32 @@ def _decision_row(d: Decision) -> dict[str, Any]:
 
 
 def recent_decisions(
-    conn: sa.Connection, dedup_keys: Iterable[str], since: datetime
+    conn: sa.Connection, cooldown_keys: Iterable[str], since: datetime, per: str = "selection"
 ) -> dict[str, list[PriorDecision]]:
-    """The decisions made since `since` for these dedup keys, oldest first (for the cooldown)."""
-    keys = sorted(set(dedup_keys))
+    """The decisions made since `since` under these cooldown keys (`Candidate.cooldown_key`: dedup
+    keys, or event × type with `per="event"`), oldest first, keyed by cooldown key."""
+    keys = sorted(set(cooldown_keys))
     if not keys:
         return {}
     c = decisions.c
-    rows = conn.execute(
-        sa.select(c.alert_id, c.dedup_key, c.severity, c.action, c.strength, c.decided_at)
-        .where(c.dedup_key.in_(keys), c.decided_at >= utc(since))
-        .order_by(c.decided_at, c.id)
-    )
+    query = sa.select(c.alert_id, c.dedup_key, c.type, c.severity, c.action, c.strength, c.decided_at)
+    if per == "selection":
+        query = query.where(c.dedup_key.in_(keys))
+    else:  # event × type: the event's dedup keys start with it
+        events = sorted({key.rsplit("|", 1)[0] for key in keys})
+        types = sorted({key.rsplit("|", 1)[1] for key in keys})
+        query = query.where(
+            c.type.in_(types), sa.or_(*(c.dedup_key.startswith(f"{e}|", autoescape=True) for e in events))
+        )
+    rows = conn.execute(query.where(c.decided_at >= utc(since)).order_by(c.decided_at, c.id))
     out: dict[str, list[PriorDecision]] = {}
     for r in rows:
-        prior = PriorDecision(r.alert_id, r.dedup_key, r.severity, r.action, r.strength, utc(r.decided_at))
-        out.setdefault(r.dedup_key, []).append(prior)
+        key = cooldown_key(r.dedup_key, r.type, per)
+        if key in keys:
+            prior = PriorDecision(
+                r.alert_id, r.dedup_key, r.severity, r.action, r.strength, utc(r.decided_at)
+            )
+            out.setdefault(key, []).append(prior)
     return out
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Protocol, TypeAlias
 
@@ -102,11 +102,12 @@ def enrich(
         return {}
     quotes = _read_prices(warehouse, selections) if warehouse is not None else pd.DataFrame()
     fair = _read_fair(marts, selections) if marts is not None else {}
+    events, books = _index(quotes)
     out: dict[SelectionRef, SelectionContext] = {}
     for s in selections:
         ref: SelectionRef = (event_ref(s), s.market, s.period, s.line, s.outcome)
         if ref not in out:
-            out[ref] = _context(ref, quotes, fair.get(ref))
+            out[ref] = _context(ref, events, books, fair.get(ref))
     return out
 
 
@@ -189,20 +190,37 @@ def _read_fair(marts: MartsReader, selections: Sequence[_Selection]) -> dict[Sel
     }
 
 
-def _context(ref: SelectionRef, quotes: pd.DataFrame, fair: float | None) -> SelectionContext:
+def _index(quotes: pd.DataFrame) -> tuple[dict[str, SelectionContext], dict[tuple[Any, ...], pd.DataFrame]]:
+    """The quotes grouped once: each event's own fields, and each selection's quotes by book."""
     if quotes.empty:
-        return SelectionContext(fair_probability=fair)
+        return {}, {}
+    quotes = quotes.assign(line_key=pd.to_numeric(quotes["line"]).fillna(NO_LINE))
+    events = {
+        str(ref): SelectionContext(
+            event_name=f"{rows['home'].iloc[0]} v {rows['away'].iloc[0]}",
+            sport=_text(rows["sport"].iloc[0]),
+            league=_text(rows["league"].iloc[0]),
+            starts_at=_time(rows["starts_at"].iloc[0]),
+            is_live=bool(rows["is_live"].fillna(False).astype(bool).any()),
+        )
+        for ref, rows in quotes.groupby("event_ref", sort=False)
+    }
+    keys = ["event_ref", "market", "period", "line_key", "outcome"]
+    books = {tuple(key): rows for key, rows in quotes.groupby(keys, sort=False)}
+    return events, books
+
+
+def _context(
+    ref: SelectionRef,
+    events: dict[str, SelectionContext],
+    books: dict[tuple[Any, ...], pd.DataFrame],
+    fair: float | None,
+) -> SelectionContext:
     event_ref_, market, period, line, outcome = ref
-    event_rows = quotes[quotes["event_ref"] == event_ref_]
-    if event_rows.empty:
+    event = events.get(event_ref_)
+    if event is None:
         return SelectionContext(fair_probability=fair)
-    mine = event_rows[
-        (event_rows["market"] == market)
-        & (event_rows["period"] == period)
-        & (event_rows["outcome"] == outcome)
-        & (pd.to_numeric(event_rows["line"]).fillna(NO_LINE) == (NO_LINE if line is None else line))
-    ]
-    first = event_rows.iloc[0]
+    mine = books.get((event_ref_, market, period, NO_LINE if line is None else line, outcome))
     prices = {
         str(r.bookmaker): BookQuote(
             str(r.bookmaker),
@@ -211,17 +229,9 @@ def _context(ref: SelectionRef, quotes: pd.DataFrame, fair: float | None) -> Sel
             str(r.status),
             _time(r.observed_at),
         )
-        for r in mine.itertuples()
+        for r in (mine.itertuples() if mine is not None else ())
     }
-    return SelectionContext(
-        event_name=f"{first['home']} v {first['away']}",
-        sport=_text(first["sport"]),
-        league=_text(first["league"]),
-        starts_at=_time(first["starts_at"]),
-        is_live=bool(event_rows["is_live"].fillna(False).astype(bool).any()),
-        prices=prices,
-        fair_probability=fair,
-    )
+    return replace(event, prices=prices, fair_probability=fair)
 
 
 def _line(value: Any) -> float | None:

@@ -75,9 +75,20 @@ class Candidate:
             parts.append(self.bookmaker or "")
         return "|".join(parts)
 
+    def cooldown_key(self, per: str) -> str:
+        """What counts as the same alert inside the cooldown (the policy's `cooldown.per`)."""
+        return cooldown_key(self.dedup_key, self.type, per)
+
     @property
     def selection(self) -> SelectionRef:
         return (event_ref(self), self.market, self.period, self.line, self.outcome)
+
+
+def cooldown_key(dedup_key: str, alert_type: str | None, per: str) -> str:
+    """The dedup key itself (per selection), or its event × type (per event)."""
+    if per == "selection":
+        return dedup_key
+    return f"{dedup_key.split('|', 1)[0]}|{alert_type or ''}"
 
 
 @dataclass(frozen=True)
@@ -214,13 +225,16 @@ def decide(
     *,
     new_id: Callable[[], str] = lambda: uuid.uuid4().hex,
 ) -> list[Decision]:
-    """One decision per candidate, in detection order. `recent`: earlier decisions by dedup key
-    (at least the policy's longest cooldown back); decisions earlier in this batch count too."""
+    """One decision per candidate, in detection order and, among those detected together, the
+    strongest first. `recent`: earlier decisions by cooldown key (`Candidate.cooldown_key`, at least
+    the policy's longest cooldown back); decisions earlier in this batch count too."""
     now = utc(now)
+    per = policy.cooldown.per
     history: dict[str, list[PriorDecision]] = {key: list(rows) for key, rows in recent.items()}
+    earliest = datetime.min.replace(tzinfo=now.tzinfo)
     ordered = sorted(
         candidates,
-        key=lambda c: c.detected_at if isinstance(c, Candidate) else datetime.min.replace(tzinfo=now.tzinfo),
+        key=lambda c: (c.detected_at, -c.strength) if isinstance(c, Candidate) else (earliest, 0.0),
     )
     decisions: list[Decision] = []
     for candidate in ordered:
@@ -237,10 +251,9 @@ def decide(
                 )
             )
             continue
-        decision = _decide_one(
-            candidate, history.get(candidate.dedup_key, []), policy, now, context or {}, new_id()
-        )
-        history.setdefault(candidate.dedup_key, []).append(
+        key = candidate.cooldown_key(per)
+        decision = _decide_one(candidate, history.get(key, []), policy, now, context or {}, new_id())
+        history.setdefault(key, []).append(
             PriorDecision(
                 decision.alert_id,
                 candidate.dedup_key,
@@ -361,8 +374,9 @@ def _cooldown(
     if last.strength is not None and last.strength > 0 and c.strength >= ratio * last.strength:
         return action, f"{why}; re-sent: {c.strength / last.strength:.2g}× as strong as {ago:.0f} min ago"
     before = "" if last.strength is None else f" ({_fmt(c.strength)} vs {_fmt(last.strength)})"
+    same = "same alert" if last.dedup_key == c.dedup_key else f"a {c.type} alert about this event"
     return "held", (
-        f"held: same alert {ago:.0f} min ago, cooldown {minutes:g} min, not {ratio:g}× stronger{before}"
+        f"held: {same} {ago:.0f} min ago, cooldown {minutes:g} min, not {ratio:g}× stronger{before}"
         f" — would be {why}"
     )
 

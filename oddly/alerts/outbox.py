@@ -119,25 +119,60 @@ def decide_and_queue(
     in quiet hours). Anything raising inside (a failing `render`) leaves nothing written."""
     now = utc(now)
     parsed = to_candidates(candidates)
-    keys = [c.dedup_key for c in parsed if isinstance(c, Candidate)]
+    keys = [c.cooldown_key(policy.cooldown.per) for c in parsed if isinstance(c, Candidate)]
     with engine.begin() as conn:
         _serialize(conn)
         since = now - timedelta(minutes=policy.longest_cooldown_minutes)
-        made = decide(parsed, audit.recent_decisions(conn, keys, since), policy, now, context)
+        made = decide(
+            parsed, audit.recent_decisions(conn, keys, since, policy.cooldown.per), policy, now, context
+        )
         audit.record_decisions(conn, made)
         subscriptions = active_subscriptions(conn)
-        for decision in made:
-            if decision.action in SENT_ACTIONS and decision.alert is not None:
-                _queue(conn, decision.alert, subscriptions, now, render)
+        sent = sent_last_hour(conn, now)
+        for alert in by_urgency(d.alert for d in made if d.action in SENT_ACTIONS and d.alert is not None):
+            _queue(conn, alert, subscriptions, now, render, sent)
     return made
 
 
+def by_urgency(alerts: Iterable[Alert]) -> list[Alert]:
+    """Red before yellow, the strongest first: what a chat's hourly limit lets through first."""
+    return sorted(alerts, key=lambda a: (a.severity != "red", -a.strength))
+
+
+def sent_last_hour(conn: sa.Connection, now: datetime) -> dict[str, int]:
+    """Alerts (not digests) queued to each chat in the hour before `now`."""
+    rows = conn.execute(
+        sa.select(outbox.c.chat_id, sa.func.count())
+        .where(outbox.c.kind == "alert", outbox.c.created_at >= now - timedelta(hours=1))
+        .group_by(outbox.c.chat_id)
+    )
+    return {str(row[0]): int(row[1]) for row in rows}
+
+
+def routes(
+    alerts: Iterable[Alert], subscriptions: Sequence[Subscription], now: datetime, sent: dict[str, int]
+) -> Iterable[tuple[Alert, Subscription, str, str]]:
+    """Each alert's route to each chat, the strongest first, counting what each chat is sent
+    against its hourly limit (`sent` is updated). The decision's transaction and the dry run that
+    decides which charts to draw both go through here."""
+    for alert in by_urgency(alerts):
+        for sub in subscriptions:
+            where, why = route(sub, alert, now, sent.get(sub.chat_id, 0))
+            if where == "send":
+                sent[sub.chat_id] = sent.get(sub.chat_id, 0) + 1
+            yield alert, sub, where, why
+
+
 def _queue(
-    conn: sa.Connection, alert: Alert, subscriptions: Sequence[Subscription], now: datetime, render: Render
+    conn: sa.Connection,
+    alert: Alert,
+    subscriptions: Sequence[Subscription],
+    now: datetime,
+    render: Render,
+    sent: dict[str, int],
 ) -> None:
     rendered: tuple[str, bytes | None] | None = None  # once per alert, only if some chat gets it now
-    for sub in subscriptions:
-        where, _why = route(sub, alert, now)
+    for _alert, sub, where, _why in routes([alert], subscriptions, now, sent):
         if where == "send":
             rendered = rendered or render(alert)
             message_id = _insert_message(conn, alert.alert_id, "alert", sub.chat_id, rendered, now)

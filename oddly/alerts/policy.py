@@ -7,7 +7,7 @@ Its version is written with every decision, so each one can be traced to the pol
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -66,6 +66,11 @@ class LivePolicy(_Strict):
 
 class CooldownPolicy(_Strict):
     minutes: float = Field(15.0, ge=0)
+    # What counts as the same alert inside the cooldown. "event": one event × alert type — news
+    # moves every market of a match at every book within seconds, and a bettor wants one message
+    # about it (the strongest; the rest are held and recorded). "selection": each market × line ×
+    # outcome (× book for one-book types) on its own.
+    per: Literal["event", "selection"] = "event"
     # A repeat inside the cooldown is re-sent when its strength (score for anomalies) is at least
     # this many times the last sent one's.
     resend_strength_ratio: float = Field(1.5, ge=1)

@@ -24,8 +24,9 @@ from oddly.alerts import audit
 from oddly.alerts.alert import Alert
 from oddly.alerts.context import SelectionContext, SelectionRef, enrich
 from oddly.alerts.decide import Candidate, Decision, Rejected, decide, to_candidates
-from oddly.alerts.outbox import Render, decide_and_queue, flush_digests
+from oddly.alerts.outbox import Render, decide_and_queue, flush_digests, routes, sent_last_hour
 from oddly.alerts.policy import AlertPolicy, PolicyError, load_policy
+from oddly.alerts.subscriptions import active_subscriptions
 from oddly.detect.detection import Detection
 from oddly.telegram.message import render_alert, render_caption, render_digest
 from oddly.warehouse.reader import MartsReader
@@ -34,6 +35,8 @@ from oddly.warehouse.store import Warehouse
 log = logging.getLogger(__name__)
 
 CHART_WINDOW = timedelta(hours=2)
+# Charts drawn per batch of decisions (each a fraction of a second); the rest go as text.
+MAX_CHARTS = 3
 
 
 @dataclass(frozen=True)
@@ -94,24 +97,34 @@ def prerender_charts(
     warehouse: Warehouse | None,
     sharp_books: Iterable[str],
 ) -> dict[str, bytes]:
-    """Charts of the alerts that will go out red, by dedup key, drawn BEFORE the decision's write
-    transaction: drawing takes a fraction of a second each, and on SQLite that transaction holds
-    the database's write lock (the sender and the bot wait on it). A dry run of the decision finds
-    them; if the real decision differs (another process decided meanwhile), an alert without a
-    chart goes as text."""
+    """Charts of the alerts that will go out red to some chat now, by dedup key, drawn BEFORE the
+    decision's write transaction: drawing takes a fraction of a second each, and on SQLite that
+    transaction holds the database's write lock (the sender and the bot wait on it). A dry run of
+    the decision and of each chat's routing (filters, quiet hours, hourly limit) finds them, the
+    strongest first, at most `MAX_CHARTS` a batch; if the real decision differs (another process
+    decided meanwhile), an alert without a chart goes as text."""
     if warehouse is None:
         return {}
-    keys = [c.dedup_key for c in candidates if isinstance(c, Candidate)]
+    keys = [c.cooldown_key(policy.cooldown.per) for c in candidates if isinstance(c, Candidate)]
     with engine.connect() as conn:
         since = now - timedelta(minutes=policy.longest_cooldown_minutes)
-        recent = audit.recent_decisions(conn, keys, since)
+        recent = audit.recent_decisions(conn, keys, since, policy.cooldown.per)
+        subscriptions = active_subscriptions(conn)
+        sent = sent_last_hour(conn, now)
+    red = [
+        d.alert
+        for d in decide(candidates, recent, policy, now, context)
+        if d.action == "queued" and d.severity == "red" and d.alert is not None and d.dedup_key
+    ]
+    going = {
+        a.dedup_key: a for a, _sub, where, _why in routes(red, subscriptions, now, sent) if where == "send"
+    }
     sharp = next(iter(sharp_books), None)
     charts: dict[str, bytes] = {}
-    for d in decide(candidates, recent, policy, now, context):
-        if d.action == "queued" and d.severity == "red" and d.alert is not None and d.dedup_key:
-            png = chart_png(d.alert, warehouse, sharp)
-            if png is not None:
-                charts[d.dedup_key] = png
+    for alert in list(going.values())[:MAX_CHARTS]:
+        png = chart_png(alert, warehouse, sharp)
+        if png is not None:
+            charts[alert.dedup_key] = png
     return charts
 
 

@@ -38,6 +38,10 @@ class SubscriptionError(ValueError):
     """A subscription that does not exist or filters that are not valid; the message says which."""
 
 
+# Alerts a chat is sent at once per hour unless it chooses otherwise (the rest go to its digest).
+DEFAULT_ALERTS_PER_HOUR = 30
+
+
 class QuietHours(BaseModel):
     """A daily window (local time) in which nothing is sent at once; it may span midnight."""
 
@@ -77,6 +81,9 @@ class Filters(BaseModel):
     min_severity: Literal["yellow", "red"] = "yellow"
     quiet_hours: QuietHours | None = None
     digest_interval_minutes: int = Field(60, ge=5, le=24 * 60)
+    # No chat is flooded: past this many alerts sent at once in the last hour, red alerts wait for
+    # the digest (the strongest of a batch go first). None: no limit.
+    max_alerts_per_hour: int | None = Field(DEFAULT_ALERTS_PER_HOUR, ge=1, le=3600)
 
     @field_validator("alert_types")
     @classmethod
@@ -156,8 +163,9 @@ def _subscription(row: sa.Row[tuple[object, ...]]) -> Subscription:
 # --- matching ----------------------------------------------------------------------------------
 
 
-def route(sub: Subscription, alert: Alert, now: datetime) -> tuple[Route, str]:
-    """Where an alert goes for this chat: sent now, into its digest, or skipped; and why."""
+def route(sub: Subscription, alert: Alert, now: datetime, sent_last_hour: int = 0) -> tuple[Route, str]:
+    """Where an alert goes for this chat — sent now, into its digest, or skipped — and why.
+    `sent_last_hour`: alerts the chat was sent at once in the hour before `now`."""
     ok, why = _passes_filters(sub, alert)
     if not ok:
         return "skip", why
@@ -165,6 +173,12 @@ def route(sub: Subscription, alert: Alert, now: datetime) -> tuple[Route, str]:
         quiet = sub.filters.quiet_hours
         if quiet is not None and quiet.contains(now):
             return "digest", f"quiet hours {quiet.start:%H:%M}–{quiet.end:%H:%M} {quiet.timezone}: digest"
+        limit = sub.filters.max_alerts_per_hour
+        if limit is not None and sent_last_hour >= limit:
+            return (
+                "digest",
+                f"{sent_last_hour} alerts sent in the last hour, the chat's limit {limit}: digest",
+            )
         return "send", "red: sent now"
     return "digest", f"{alert.severity}: digest"
 

@@ -176,7 +176,7 @@ class OddlyBot:
         self.poll_timeout = poll_timeout
         self.mute_check_seconds = mute_check_seconds
         self._warehouse: Warehouse | None = None
-        self._chart_lock = asyncio.Lock()  # matplotlib's pyplot is not thread-safe
+        self._chart_lock = asyncio.Lock()  # one chart drawn at a time: it holds the warehouse briefly
         self.application = self._build()
 
     def _build(self) -> Application:

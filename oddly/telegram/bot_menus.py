@@ -126,7 +126,16 @@ STEPS: tuple[Step, ...] = (
         ),
         typed="or type a number of minutes (5–1440)",
     ),
+    Step(
+        "max_alerts_per_hour",
+        "Alert limit",
+        "At most this many alerts an hour come at once; past it, red alerts wait for the digest.",
+        multi=False,
+        choices=(*(Choice(f"{n} an hour", n) for n in (5, 10, 30, 60, 120)), Choice("No limit", None)),
+        typed="or type a number of alerts an hour (1–3600)",
+    ),
 )
+WHOLE_NUMBERS = {"digest_interval_minutes": "whole minutes, e.g. 45", "max_alerts_per_hour": "a whole number"}
 STEP_INDEX = {step.field: i for i, step in enumerate(STEPS)}
 
 
@@ -359,9 +368,9 @@ def parse_typed(step: Step, text: str, draft: Filters) -> Any:
         raise MenuInputError(f"{text!r} is not a number; {step.typed}.") from None
     if not low <= number <= high:
         raise MenuInputError(f"{_title(step.field)} must be between {low:g} and {high:g}; got {number:g}.")
-    if step.field == "digest_interval_minutes":
+    if step.field in WHOLE_NUMBERS:
         if number != int(number):
-            raise MenuInputError("The digest interval is whole minutes, e.g. 45.")
+            raise MenuInputError(f"{_title(step.field)} is {WHOLE_NUMBERS[step.field]}.")
         return int(number)
     return number
 
@@ -504,13 +513,15 @@ def value_words(field: str, value: Any) -> str:
         names = [TYPE_TITLES.get(str(v), str(v)) if field == "alert_types" else str(v) for v in value]
         return ", ".join(names) if names else "any"
     if value is None:
-        return "off" if field == "quiet_hours" else "any"
+        return {"quiet_hours": "off", "max_alerts_per_hour": "no limit"}.get(field, "any")
     if isinstance(value, QuietHours):
         return f"{value.start:%H:%M}–{value.end:%H:%M} {value.timezone}"
     if field == "min_severity":
         return "yellow and red" if value == "yellow" else "red only"
     if field == "digest_interval_minutes":
         return f"every {value} min" if value % 60 else f"every {value // 60} h"
+    if field == "max_alerts_per_hour":
+        return f"{value} an hour"
     return f"{value:g} %"
 
 

@@ -11,13 +11,10 @@ import io
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-import matplotlib
-
-matplotlib.use("Agg")  # no display: charts are rendered in servers and workers
-
 import matplotlib.dates as mdates
-import matplotlib.pyplot as plt
 import pandas as pd
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
 
 if TYPE_CHECKING:
     from oddly.warehouse.store import Warehouse
@@ -95,41 +92,42 @@ def line_chart_png(
         frame.loc[frame["status"] != "open", "price"] = float("nan")
     end = _end_time(frame, marked_at, until)
 
-    fig, ax = plt.subplots(figsize=(8, 4.2), dpi=100)
-    try:
-        books = frame["bookmaker"].value_counts().index[:MAX_BOOKS]
-        for book in sorted(books, key=lambda b: b == sharp_bookmaker):  # sharp drawn last, on top
-            ticks = frame[frame["bookmaker"] == book]
-            times = [*ticks["observed_at"], end]
-            prices = [*ticks["price"], ticks["price"].iloc[-1]]
-            sharp = book == sharp_bookmaker
-            ax.step(
-                times,
-                prices,
-                where="post",
-                linewidth=2.8 if sharp else 1.3,
-                alpha=1.0 if sharp else 0.75,
-                label=f"{book} (sharp)" if sharp else str(book),
-                zorder=3 if sharp else 2,
-            )
-        if fair_price is not None:
-            ax.axhline(fair_price, color="black", linestyle="--", linewidth=1, label=f"fair {fair_price:.2f}")
-        if marked_at is not None:
-            ax.axvline(_utc(marked_at), color="red", linewidth=1, alpha=0.7, label="alert")
-        if frame.empty:
-            ax.text(0.5, 0.5, "no prices recorded", ha="center", va="center", transform=ax.transAxes)
-        ax.set_title(title, fontsize=11)
-        ax.set_ylabel("decimal price")
-        ax.grid(alpha=0.3)
-        ax.xaxis.set_major_formatter(mdates.DateFormatter("%H:%M", tz="UTC"))
-        ax.set_xlabel("UTC")
-        if ax.get_legend_handles_labels()[0]:
-            ax.legend(fontsize=8, loc="best", framealpha=0.8)
-        fig.tight_layout()
-        buffer = io.BytesIO()
-        fig.savefig(buffer, format="png")
-    finally:
-        plt.close(fig)
+    # A bare Figure on the Agg canvas, not pyplot: no global figure registry (charts are drawn in
+    # long-lived servers, from several threads) and fixed margins instead of a layout pass.
+    fig = Figure(figsize=(8, 4.2), dpi=100)
+    FigureCanvasAgg(fig)
+    fig.subplots_adjust(left=0.08, right=0.98, top=0.91, bottom=0.13)
+    ax = fig.add_subplot()
+    books = frame["bookmaker"].value_counts().index[:MAX_BOOKS]
+    for book in sorted(books, key=lambda b: b == sharp_bookmaker):  # sharp drawn last, on top
+        ticks = frame[frame["bookmaker"] == book]
+        times = [*ticks["observed_at"], end]
+        prices = [*ticks["price"], ticks["price"].iloc[-1]]
+        sharp = book == sharp_bookmaker
+        ax.step(
+            times,
+            prices,
+            where="post",
+            linewidth=2.8 if sharp else 1.3,
+            alpha=1.0 if sharp else 0.75,
+            label=f"{book} (sharp)" if sharp else str(book),
+            zorder=3 if sharp else 2,
+        )
+    if fair_price is not None:
+        ax.axhline(fair_price, color="black", linestyle="--", linewidth=1, label=f"fair {fair_price:.2f}")
+    if marked_at is not None:
+        ax.axvline(_utc(marked_at), color="red", linewidth=1, alpha=0.7, label="alert")
+    if frame.empty:
+        ax.text(0.5, 0.5, "no prices recorded", ha="center", va="center", transform=ax.transAxes)
+    ax.set_title(title, fontsize=11)
+    ax.set_ylabel("decimal price")
+    ax.grid(alpha=0.3)
+    ax.xaxis.set_major_formatter(mdates.DateFormatter("%H:%M", tz="UTC"))
+    ax.set_xlabel("UTC")
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=8, loc="upper left", framealpha=0.8)
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png")
     return buffer.getvalue()
 
 

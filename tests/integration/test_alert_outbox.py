@@ -25,7 +25,7 @@ POLICY = parse_policy(
     {
         "version": "p-it",
         "types": {"sharp_drop": {"yellow_strength": 1.0, "red_strength": 1.5}},
-        "cooldown": {"minutes": 15, "resend_strength_ratio": 1.5},
+        "cooldown": {"minutes": 15, "resend_strength_ratio": 1.5, "per": "selection"},
     }
 )
 
@@ -295,3 +295,50 @@ def test_the_app_database_enforces_keys_and_sqlite_runs_in_wal(engine: sa.Engine
             assert conn.exec_driver_sql("pragma journal_mode").scalar() == "wal"
             assert conn.exec_driver_sql("pragma foreign_keys").scalar() == 1
             assert conn.exec_driver_sql("pragma busy_timeout").scalar() == 30_000
+
+
+def test_a_chats_hourly_limit_sends_the_strongest_and_puts_the_rest_in_its_digest(engine: sa.Engine) -> None:
+    chats(engine, "capped", "free")
+    with engine.begin() as conn:
+        save_filters(conn, "capped", Filters(max_alerts_per_hour=2), T0)
+        save_filters(conn, "free", Filters(max_alerts_per_hour=None), T0)
+    strengths = {"o1": 1.6, "o2": 3.0, "o3": 2.2, "o4": 1.9}
+    decide_and_queue(engine, [drop(o, s) for o, s in strengths.items()], POLICY, T0, render)
+
+    with engine.connect() as conn:
+        sent = conn.execute(sa.select(outbox.c.chat_id, outbox.c.text).where(outbox.c.kind == "alert")).all()
+        waiting = conn.execute(sa.select(digest_items.c.chat_id, digest_items.c.alert_id)).all()
+    by_chat = {chat: sorted(t.split()[-2] for c, t in sent if c == chat) for chat in ("capped", "free")}
+    assert by_chat == {"capped": ["o2", "o3"], "free": ["o1", "o2", "o3", "o4"]}  # the two strongest
+    assert [c for c, _ in waiting] == ["capped", "capped"]  # the rest wait for its digest
+
+    # an hour's count includes earlier batches: a later red alert also waits, until the hour has passed
+    decide_and_queue(
+        engine, [drop("o5", 4.0, at=T0 + timedelta(minutes=5))], POLICY, T0 + timedelta(minutes=5), render
+    )
+    later = T0 + timedelta(minutes=61, seconds=1)
+    decide_and_queue(engine, [drop("o6", 4.0, at=later)], POLICY, later, render)
+    with engine.connect() as conn:
+        capped = (
+            conn.execute(
+                sa.select(outbox.c.text).where(outbox.c.kind == "alert", outbox.c.chat_id == "capped")
+            )
+            .scalars()
+            .all()
+        )
+    assert sorted(t.split()[-2] for t in capped) == ["o2", "o3", "o6"]
+
+
+def test_by_event_the_cooldown_holds_other_selections_of_an_event_across_batches(engine: sa.Engine) -> None:
+    by_event = parse_policy(
+        {**POLICY.model_dump(), "cooldown": {"minutes": 15, "resend_strength_ratio": 1.5}}
+    )
+    chats(engine, "1")
+    [first] = decide_and_queue(engine, [drop("home", 2.0)], by_event, T0, render)
+    later = T0 + timedelta(minutes=2)
+    other_market, other_book = decide_and_queue(
+        engine, [drop("away", 2.2, at=later), drop("draw", 2.1, at=later, book="y")], by_event, later, render
+    )
+    assert first.action == "queued" and other_market.action == other_book.action == "held"
+    assert "a sharp_drop alert about this event 2 min ago" in other_market.reason
+    assert count(engine, outbox) == 1

@@ -242,7 +242,7 @@ def test_subscribe_walks_every_step_and_saves_at_the_end(
 ) -> None:
     say(api, USER, "/start")
     (menu,) = say(api, USER, "/subscribe")
-    assert "Step 1 of 9 · Sports" in (menu.text or "") and "No market data published yet" in (menu.text or "")
+    assert "Step 1 of 10 · Sports" in (menu.text or "") and "No market data published yet" in (menu.text or "")
     menu = walk_to(api, USER, menu, "Alert types")
     menu = press(api, USER, menu, "Sharp drop")
     menu = press(api, USER, menu, "Value bet")
@@ -266,6 +266,9 @@ def test_subscribe_walks_every_step_and_saves_at_the_end(
     menu = press(api, USER, menu, "Done ✔")
     menu = press(api, USER, menu, "2 h")
     menu = press(api, USER, menu, "Done ✔")
+    assert "Alert limit" in (menu.text or "") and "✅ 30 an hour" in labels(menu)  # the default
+    menu = press(api, USER, menu, "10 an hour")
+    menu = press(api, USER, menu, "Done ✔")
     assert "Your alerts" in (menu.text or "") and "Save these settings?" in (menu.text or "")
     menu = press(api, USER, menu, "💾 Save")
     assert "Saved" in (menu.text or "") and not labels(menu)
@@ -277,6 +280,7 @@ def test_subscribe_walks_every_step_and_saves_at_the_end(
         min_severity="red",
         quiet_hours=QuietHours(start=clock(22), end=clock(7)),
         digest_interval_minutes=120,
+        max_alerts_per_hour=10,
     )
 
 

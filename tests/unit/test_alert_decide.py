@@ -25,7 +25,7 @@ POLICY = parse_policy(
             "anomaly": {"yellow_score": 0.5, "red_score": 1.0},
         },
         "kickoff": {"red_within_hours": 24, "yellow_within_hours": 168},
-        "cooldown": {"minutes": 15, "resend_strength_ratio": 1.5},
+        "cooldown": {"minutes": 15, "resend_strength_ratio": 1.5, "per": "selection"},
     }
 )
 
@@ -245,3 +245,41 @@ def test_without_context_the_alert_still_goes_out_with_what_the_detector_knew() 
     alert = one([detection(strength=2.1, reasons={"previous_price": 2.0, "price": 1.6})]).alert
     assert alert.severity == "red" and alert.event_name == "ev1" and alert.starts_at is None
     assert (alert.old_price, alert.new_price, alert.best_prices) == (2.0, 1.6, [])
+
+
+BY_EVENT = parse_policy({**POLICY.model_dump(), "cooldown": {"minutes": 15, "resend_strength_ratio": 1.5}})
+
+
+def test_by_default_one_event_and_type_is_one_alert_the_strongest_of_a_burst() -> None:
+    assert BY_EVENT.cooldown.per == "event"
+    burst = [
+        detection(outcome="home", strength=1.8),
+        detection(outcome="away", strength=4.0),
+        detection(outcome="draw", strength=2.0, book="y"),
+        detection("steam", outcome="home", strength=2.0),  # another type: its own alert
+    ]
+    decisions = decide(to_candidates(burst), {}, BY_EVENT, NOW)
+    actions = {
+        (d.type, d.alert.outcome if d.alert else None, d.alert.bookmaker if d.alert else None): d.action
+        for d in decisions
+    }
+    assert actions == {
+        ("sharp_drop", "away", "x"): "queued",
+        ("sharp_drop", "home", "x"): "held",
+        ("sharp_drop", "draw", "y"): "held",
+        ("steam", "home", "x"): "queued",
+    }
+    held = next(d for d in decisions if d.action == "held" and d.alert and d.alert.outcome == "home")
+    assert held.reason.startswith("held: a sharp_drop alert about this event 0 min ago")
+    assert held.dedup_key == "ev1|1x2|ft||home|sharp_drop|x"  # the audit keeps the selection's own key
+
+
+def test_by_event_the_cooldown_reads_earlier_alerts_on_any_market_of_the_event() -> None:
+    earlier = PriorDecision(
+        "old", "ev1|total|ft|2.5|over|sharp_drop|z", "red", "queued", 2.0, NOW - timedelta(minutes=4)
+    )
+    candidate = to_candidates([detection(outcome="home", strength=2.5)])
+    [held] = decide(candidate, {"ev1|sharp_drop": [earlier]}, BY_EVENT, NOW)
+    assert held.action == "held"
+    [again] = decide(to_candidates([detection(strength=3.2)]), {"ev1|sharp_drop": [earlier]}, BY_EVENT, NOW)
+    assert again.action == "queued" and "re-sent: 1.6× as strong" in again.reason

@@ -274,6 +274,7 @@ def test_settings_done_saves_one_field_and_back_restores_it() -> None:
         ("min_edge_pct", "250", 250.0),
         ("digest_interval_minutes", "45", 45),
         ("digest_interval_minutes", "1440", 1440),
+        ("max_alerts_per_hour", "45", 45),
     ],
 )
 def test_typed_numbers_are_taken_and_move_on(field: str, typed: str, expected: float) -> None:
@@ -293,6 +294,8 @@ def test_typed_numbers_are_taken_and_move_on(field: str, typed: str, expected: f
         ("min_edge_pct", "1001", "between 0 and 1000"),
         ("digest_interval_minutes", "4", "between 5 and 1440"),
         ("digest_interval_minutes", "7.5", "whole minutes"),
+        ("max_alerts_per_hour", "0", "between 1 and 3600"),
+        ("max_alerts_per_hour", "2.5", "a whole number"),
         ("min_drop_pct", "nan", "between"),
     ],
 )
