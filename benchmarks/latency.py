@@ -8,12 +8,14 @@ pre-match event (kick-off within 24 h) and large enough for a red alert at the s
 cooldown or severity rule may hold one back. The simulator answers the wall-clock moment the
 prices changed.
 
-A scenario is received when the fake Bot API got a message about its selection (the event's match
-result, the shortened side, at any book). Messages are tied to scenarios exactly, not by their
-text: the fake's message id is the outbox row's `telegram_message_id`, whose decision keeps the
-detection's bookmaker and source event id. Latency = the fake's `received_at` − `changed_at`.
-The same records give each scenario's path (sensor tick → run launched → run started → fetch →
-decided → fast path done → claimed by the sender → sent → received), summarized per stage.
+A scenario is received when the fake Bot API got a sharp-drop message about its event: the drop
+moves every market of the match at every book, and the alert policy sends one message per event
+and type (the strongest move; the others are held and recorded). The benchmark's chat follows sharp
+drops without an hourly limit. Messages are tied to scenarios exactly, not by their text: the fake's
+message id is the outbox row's `telegram_message_id`, whose decision keeps the detection's bookmaker
+and source event id. Latency = the fake's `received_at` − `changed_at`. The same records give each
+scenario's path (the feed sensor's poll → fetch → decided → claimed by the sender → sent →
+received), summarized per stage.
 
 Prints one JSON line; exits non-zero only when the stack cannot be set up, never on a missed target.
 """
@@ -48,21 +50,26 @@ from oddly.ports import free_port
 TARGET_P95_SECONDS = 10.0
 # Drops on the match result: the market and period the simulator's sharp drop is labelled with.
 MARKET, PERIOD = "1x2", "ft"
+SCENARIO_TYPE = "sharp_drop"
 # Settings the benchmark owns; a user's warehouse or Dagster Postgres URL is kept (server mode).
 OWN_ENV = ("ODDLY_TELEGRAM_BOT_TOKEN", "ODDLY_TELEGRAM_API_URL")
 # What an ingestion run reports about itself (its materialization's metadata).
-REPORT_KEYS = ("fetch_seconds", "parse_seconds", "write_seconds", "detect_seconds", "detections")
+REPORT_KEYS = (
+    "fetch_seconds",
+    "parse_seconds",
+    "write_seconds",
+    "detect_seconds",
+    "alert_seconds",
+    "detections",
+)
 STAGES = (
-    ("poll_wait", "run_created"),  # the sensor's next tick after the change
-    ("launch", "run_launched"),  # queued run → the daemon launches it
-    ("run_start", "run_started"),  # a new run worker process loads the code location
-    ("step_start", "step_started"),
+    ("poll_wait", "poll_started"),  # the feed sensor's next tick after the change
     ("fetch", "fetched"),  # HTTP fetch of the book done (the ticks' observed_at)
-    ("parse_write_detect", "decided"),  # parse, validate, diff, append, fast detectors
-    ("alert_fast_path", "materialized"),  # context, decision, chart, outbox commit
-    ("sender_claim", "claimed"),  # the sender's poll picks the outbox row up
+    ("parse_write_detect_decide", "decided"),  # parse, validate, diff, append, detectors, decision
+    ("outbox_commit", "claimed"),  # the decision's transaction, then the sender's poll picks it up
     ("sender_send", "sent"),  # per-chat pacing (1/s) and the Bot API call
     ("received", "received"),
+    ("poll_reported", "reported"),  # the daemon stored the poll's materialization (after delivery)
 )
 
 
@@ -96,8 +103,9 @@ class Delivered:
 @dataclass
 class Result:
     scenario: Injected
-    first: Delivered | None = None  # the first message about the scenario's selection
-    first_on_event: Delivered | None = None  # the first message about its event, any selection
+    first: Delivered | None = None  # the first sharp-drop message about the scenario's event
+    first_on_event: Delivered | None = None  # the first message about its event, of any type
+    first_on_selection: Delivered | None = None  # the first about the shortened outcome itself
     messages: int = 0  # messages about its event
     milestones: dict[str, float] = field(default_factory=dict)  # seconds after the change
 
@@ -135,7 +143,7 @@ class Stack:
     settings: Settings
     simulator: str
     telegram: str
-    jobs: dict[str, str]  # bookmaker → its feed's ingestion job
+    feeds: dict[str, list[str]]  # bookmaker → its feed's asset key
     services: list[Any]  # oddly.demo.Service, running
 
     def exited(self) -> dict[str, int]:
@@ -174,6 +182,7 @@ def running_stack(home: Path, interval: float, events: int, ready_timeout: float
     os.environ.update(password_env(settings.dagster_pg_url))  # this process reads the runs too
     write_dagster_yaml(settings)
     subscribe_demo_chat(settings)
+    follow_sharp_drops(settings)
     stack = services(settings, free_port())
     for service in stack:
         if service.name == "simulator":
@@ -190,7 +199,7 @@ def running_stack(home: Path, interval: float, events: int, ready_timeout: float
                 settings,
                 simulator=f"http://{settings.simulator_host}:{settings.simulator_port}",
                 telegram=f"http://127.0.0.1:{settings.fake_telegram_port}",
-                jobs={f.bookmaker: f"ingest_{f.name}" for f in settings.config.enabled_feeds},
+                feeds={f.bookmaker: ["raw", "feed", f.name] for f in settings.config.enabled_feeds},
                 services=running,
             )
         finally:
@@ -199,26 +208,44 @@ def running_stack(home: Path, interval: float, events: int, ready_timeout: float
             signal.signal(signal.SIGTERM, previous)
 
 
+def follow_sharp_drops(settings: Settings) -> None:
+    """The demo chat as a bettor who follows sharp drops: every one of them, with no hourly limit
+    (the benchmark injects 50 in a few minutes; a default chat would get 30 an hour at once)."""
+    from oddly.alerts.subscriptions import Filters, save_filters
+    from oddly.appdb import open_app_db
+    from oddly.demo import DEMO_CHAT_ID
+    from oddly.model import now_utc
+
+    engine = open_app_db(settings)
+    try:
+        with engine.begin() as conn:
+            filters = Filters(alert_types=["sharp_drop"], max_alerts_per_hour=None)
+            save_filters(conn, DEMO_CHAT_ID, filters, now_utc())
+    finally:
+        engine.dispose()
+
+
 def dagster_instance(settings: Settings) -> Any:
     import dagster as dg
 
     return dg.DagsterInstance.from_config(str(settings.dagster_home))
 
 
-def wait_for_cycles(instance: Any, jobs: Sequence[str], cycles: int, timeout: float) -> None:
-    """Until every feed has ingested `cycles` times (the first stores the prices, later ones diff)."""
+def wait_for_cycles(instance: Any, feeds: Sequence[list[str]], cycles: int, timeout: float) -> None:
+    """Until every feed's sensor has ingested it `cycles` times (the first stores the prices, later
+    ones diff): the feed assets' materializations."""
     import dagster as dg
 
     deadline = time.monotonic() + timeout
     while True:
         done = {
-            job: instance.get_runs_count(dg.RunsFilter(job_name=job, statuses=[dg.DagsterRunStatus.SUCCESS]))
-            for job in jobs
+            "/".join(key): len(instance.fetch_materializations(dg.AssetKey(key), limit=cycles).records)
+            for key in feeds
         }
         if all(n >= cycles for n in done.values()):
             return
         if time.monotonic() > deadline:
-            counts = ", ".join(f"{job} {n}" for job, n in done.items())
+            counts = ", ".join(f"{key} {n}" for key, n in done.items())
             raise click.ClickException(
                 f"the feeds did not ingest {cycles} cycles each within {timeout:.0f} s ({counts}); "
                 "see stack.log (--home keeps it)"
@@ -326,7 +353,8 @@ def _utc(value: datetime | None) -> datetime | None:
 
 
 def match(injected: Sequence[Injected], messages: Sequence[Delivered], timeout: float) -> list[Result]:
-    """Each scenario's first message about its selection (and about its event) within `timeout`."""
+    """Each scenario's first sharp-drop message about its event (and the first message of any kind
+    about it, and about its own selection) within `timeout`."""
     results = []
     for scenario in injected:
         deadline = scenario.changed_at + timedelta(seconds=timeout)
@@ -339,14 +367,16 @@ def match(injected: Sequence[Injected], messages: Sequence[Delivered], timeout: 
             and str(scenario.event_ids.get(m.bookmaker)) == m.source_event_id
             and scenario.changed_at <= m.received_at <= deadline
         ]
-        selection = [
-            m for m in on_event if (m.market, m.period, m.outcome) == (MARKET, PERIOD, scenario.side)
-        ]
+        # The drop moves every market of the match at every book; the alert policy sends one
+        # message per event and type (the strongest move), so that message is the scenario's.
+        drops = [m for m in on_event if m.type == SCENARIO_TYPE]
+        selection = [m for m in drops if (m.market, m.period, m.outcome) == (MARKET, PERIOD, scenario.side)]
         results.append(
             Result(
                 scenario,
-                first=selection[0] if selection else None,
+                first=drops[0] if drops else None,
                 first_on_event=on_event[0] if on_event else None,
+                first_on_selection=selection[0] if selection else None,
                 messages=len(on_event),
             )
         )
@@ -369,13 +399,13 @@ def collect(
 # --- where the time goes -----------------------------------------------------------------------
 
 
-def trace(instance: Any, result: Result, jobs: dict[str, str]) -> dict[str, Any]:
-    """The first message's path from the price change, as absolute times, and its run's report."""
+def trace(instance: Any, result: Result, feeds: dict[str, list[str]]) -> dict[str, Any]:
+    """The first message's path from the price change, as absolute times, and its poll's report
+    (the feed materialization whose poll started before the detection and was stored after it)."""
     import dagster as dg
 
     first = result.first
     assert first is not None and first.detected_at is not None and first.bookmaker is not None
-    detected = first.detected_at.timestamp()
     at: dict[str, datetime | None] = {
         "fetched": first.detected_at,
         "decided": first.decided_at,
@@ -384,34 +414,17 @@ def trace(instance: Any, result: Result, jobs: dict[str, str]) -> dict[str, Any]
         "received": first.received_at,
     }
     report: dict[str, float] = {}
-    records = instance.get_run_records(
-        dg.RunsFilter(
-            job_name=jobs[first.bookmaker],
-            created_before=first.detected_at,
-            created_after=first.detected_at - timedelta(minutes=5),
+    records = instance.fetch_materializations(dg.AssetKey(feeds[first.bookmaker]), limit=500).records
+    for record in records:
+        metadata = record.asset_materialization.metadata
+        started = (
+            datetime.fromisoformat(str(metadata["started_at"].value)) if "started_at" in metadata else None
         )
-    )
-    run = next(
-        (r for r in records if r.start_time and r.start_time <= detected <= (r.end_time or math.inf)), None
-    )
-    if run is not None:
-        at["run_created"] = _utc(run.create_timestamp)
-        kinds = {
-            dg.DagsterEventType.RUN_STARTING.value: "run_launched",
-            dg.DagsterEventType.RUN_START.value: "run_started",
-            dg.DagsterEventType.STEP_START.value: "step_started",
-            dg.DagsterEventType.ASSET_MATERIALIZATION.value: "materialized",
-        }
-        for entry in instance.all_logs(run.dagster_run.run_id):
-            event = entry.dagster_event
-            if event is None or event.event_type_value not in kinds:
-                continue
-            at[kinds[event.event_type_value]] = datetime.fromtimestamp(entry.timestamp, UTC)
-            if event.event_type_value == dg.DagsterEventType.ASSET_MATERIALIZATION.value:
-                metadata = event.event_specific_data.materialization.metadata
-                for key in REPORT_KEYS:
-                    if key in metadata:
-                        report[key] = float(metadata[key].value)
+        stored = datetime.fromtimestamp(record.timestamp, UTC)
+        if started is not None and started <= first.detected_at <= stored:
+            at["poll_started"], at["reported"] = started, stored
+            report = {k: float(metadata[k].value) for k in REPORT_KEYS if k in metadata}
+            break
     return {"at": at, "report": report}
 
 
@@ -513,7 +526,7 @@ def latency(
             with running_stack(where, interval, events, ready_timeout) as stack:
                 instance = dagster_instance(stack.settings)
                 click.echo(f"waiting for {warmup_cycles} ingestion cycles of every feed …", err=True)
-                wait_for_cycles(instance, list(stack.jobs.values()), warmup_cycles, ready_timeout)
+                wait_for_cycles(instance, list(stack.feeds.values()), warmup_cycles, ready_timeout)
                 chosen = pick_events(stack.simulator, scenarios, rng)
                 injected = []
                 click.echo(f"injecting {scenarios} sharp drops, {spacing:g} s apart …", err=True)
@@ -526,7 +539,7 @@ def latency(
                     results, messages = collect(engine, stack.telegram, DEMO_CHAT_ID, injected, timeout)
                 finally:
                     engine.dispose()
-                traces = [(r, trace(instance, r, stack.jobs)) for r in results if r.first is not None]
+                traces = [(r, trace(instance, r, stack.feeds)) for r in results if r.first is not None]
                 exited = stack.exited()
                 load_end = os.getloadavg()
         except click.ClickException:
@@ -556,15 +569,22 @@ def latency(
                 "target_p95_s": TARGET_P95_SECONDS,
                 "target_met": bool(not missed and p95 is not None and p95 <= TARGET_P95_SECONDS),
                 "first_message_on_event": summary(first_any),
+                "first_message_on_the_outcome": summary(
+                    [
+                        seconds(r.first_on_selection.received_at, r.scenario.changed_at)
+                        for r in results
+                        if r.first_on_selection
+                    ]
+                ),
                 "stages_p50_s": per_key(stages, 50),
                 "stages_p95_s": per_key(stages, 95),
-                "ingest_run_p50_s": per_key([t["report"] for _, t in traces], 50),
+                "poll_report_p50_s": per_key([t["report"] for _, t in traces], 50),
                 "messages_received": sum(1 for m in messages if m.received_at >= window_start),
                 "messages_per_scenario_p50": percentile([r.messages for r in results], 50),
                 "missed_events": missed,
                 "services_exited": exited,
                 "feed_interval_s": interval,
-                "feeds": len(stack.jobs),
+                "feeds": len(stack.feeds),
                 "spacing_s": spacing,
                 "timeout_s": timeout,
                 "sim_events": events,

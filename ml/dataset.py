@@ -67,6 +67,9 @@ class DatasetSpec:
     markets_per_event: int = 3
     live_share: float = 0.25
     scenarios_per_hour: float = 90.0
+    # The natural re-pricing the models were trained and judged on (busier than the simulator's
+    # default: more background for the scenarios to stand out from).
+    moves_per_hour: float = 40.0
     cycle_seconds: float = 10.0
     start: datetime = DEFAULT_START
 
@@ -92,6 +95,7 @@ class DatasetSpec:
             markets_per_event=self.markets_per_event,
             live_share=self.live_share,
             scenarios_per_hour=self.scenarios_per_hour,
+            moves_per_hour=self.moves_per_hour,
             manual_clock=True,
             start=self.start,
         )

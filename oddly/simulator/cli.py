@@ -20,6 +20,9 @@ from oddly.simulator.server import SimulatorApp, serve
 @click.option("--live-share", default=0.25, show_default=True, help="Share of events already in play.")
 @click.option("--step", default=1.0, show_default=True, help="Seconds per simulation step.")
 @click.option("--scenarios-per-hour", default=120.0, show_default=True, help="Injected labeled scenarios.")
+@click.option(
+    "--moves-per-hour", default=8.0, show_default=True, help="Natural re-pricing moves per event per hour."
+)
 @click.option("--manual-clock", is_flag=True, help="Advance only on POST /_sim/advance?seconds=N.")
 @click.option(
     "--fault",
@@ -40,6 +43,7 @@ def simulate(
     live_share: float,
     step: float,
     scenarios_per_hour: float,
+    moves_per_hour: float,
     manual_clock: bool,
     faults: tuple[str, ...],
     ground_truth_out: Path | None,
@@ -58,6 +62,7 @@ def simulate(
         live_share=live_share,
         step_seconds=step,
         scenarios_per_hour=scenarios_per_hour,
+        moves_per_hour=moves_per_hour,
         manual_clock=manual_clock,
     )
     app = SimulatorApp(config)

@@ -37,8 +37,9 @@ class SimConfig(BaseModel):
     # Injected labeled scenarios per hour of simulated time, over all events.
     scenarios_per_hour: float = Field(120.0, ge=0.0)
     # Prices move in steps, as books re-price on news: each event moves this often per hour,
-    # by a random amount of this size (log of its scoring rates).
-    moves_per_hour: float = Field(40.0, ge=0.0)
+    # by a random amount of this size (log of its scoring rates). A handful an hour is a pre-match
+    # line's pace; much more and every lagging book's catch-up reads as a fresh drop or steam.
+    moves_per_hour: float = Field(8.0, ge=0.0)
     move_size: float = Field(0.03, ge=0.0)
     manual_clock: bool = False
     start: datetime | None = Field(None, description="simulated time zero (UTC); now when unset")
