@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -65,3 +66,46 @@ def update_event_map(warehouse: Warehouse, settings: MatchSettings | None = None
         unmatched=result.unmatched,
         ambiguous=result.ambiguous,
     )
+
+
+# A full matching pass at least this often, whatever arrived: a book may correct a spelling or a
+# kick-off of an event already mapped, which only a full pass sees.
+FULL_PASS_SECONDS = 300.0
+# Books' events in ticks past a load sequence that the map does not know yet.
+NEW_EVENTS_SQL = """
+    select count(*) from (
+        select distinct t.bookmaker, t.source_event_id from raw.odds_ticks t where t.load_seq > :seq
+    ) n
+    where not exists (
+        select 1 from raw.event_map m
+        where m.bookmaker = n.bookmaker and m.source_event_id = n.source_event_id
+    )
+"""
+
+
+@dataclass
+class MatchState:
+    """What a long-lived process knows of its last matching pass: the ticks it covered (load
+    sequence) and when it was (monotonic seconds). A new process starts with a full pass."""
+
+    load_seq: int = 0
+    full_at: float = float("-inf")
+
+
+def refresh_event_map(warehouse: Warehouse, state: MatchState) -> MatchReport | None:
+    """Match again when ticks since the last pass carry an event the map does not know, or a full
+    pass is due; otherwise None (nothing to do: the map covers every event). Reading the new
+    ticks' events costs what they are, not the history (they sit past a load-sequence watermark)."""
+    warehouse.ensure_schema()
+    latest = int(warehouse.scalar("select coalesce(max(load_seq), 0) from raw.feed_runs"))
+    due = time.monotonic() - state.full_at >= FULL_PASS_SECONDS
+    if not due and latest == state.load_seq:
+        return None
+    if not due and not int(warehouse.scalar(NEW_EVENTS_SQL, {"seq": state.load_seq})):
+        state.load_seq = latest
+        return None
+    report = update_event_map(warehouse)
+    state.load_seq = latest
+    if due:
+        state.full_at = time.monotonic()
+    return report

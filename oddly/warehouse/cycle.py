@@ -1,5 +1,6 @@
 """One marts cycle after ingestion, as the Dagster marts sensor runs it in the long-lived code server
-(and `oddly bench marts` times it): with the warehouse held, match events, run the models new
+(and `oddly bench marts` times it): with the warehouse held, match events (when ticks brought an
+event the map does not know, and in full every few minutes), run the models new
 ticks change (dbt's `ingest_cycle` selector; every model on a process's first cycle and after the project
 changed, which also creates the views) in the warm in-process dbt, publish the marts for
 readers, and — when due — run the data tests of the current-state models (`checks`).
@@ -15,7 +16,7 @@ import time
 from dataclasses import dataclass
 
 from oddly.config import Settings
-from oddly.matching.run import MatchReport, update_event_map
+from oddly.matching.run import MatchReport, MatchState, refresh_event_map
 from oddly.warehouse.dbt_runner import DbtOutcome, WarmDbt
 from oddly.warehouse.dbt_writer import held_for_dbt
 from oddly.warehouse.snapshot import Snapshot
@@ -28,7 +29,7 @@ CYCLE_CHECKS = ["test", "--selector", "checks"]
 
 @dataclass
 class MartsCycle:
-    matching: MatchReport
+    matching: MatchReport | None  # None: no new event since the last pass, the map stands
     models: DbtOutcome
     checks: DbtOutcome | None
     snapshot: Snapshot | None
@@ -52,10 +53,12 @@ class MartsCycle:
         return self.models.success
 
     def describe(self) -> str:
-        parts = [
-            f"{self.matching.events} events matched into {self.matching.canonical_events}",
-            self.models.describe(),
-        ]
+        matched = (
+            "no new events"
+            if self.matching is None
+            else f"{self.matching.events} events matched into {self.matching.canonical_events}"
+        )
+        parts = [matched, self.models.describe()]
         if self.snapshot is not None:
             parts.append(f"published {len(self.snapshot.rows)} relations in {self.snapshot.seconds:.2f} s")
         if self.checks is not None:
@@ -63,13 +66,16 @@ class MartsCycle:
         return "; ".join(parts) + f" ({self.seconds:.2f} s, warehouse held {self.held_seconds:.2f} s)"
 
 
-def run_marts_cycle(settings: Settings, dbt: WarmDbt, *, run_checks: bool) -> MartsCycle:
-    """Match, build and publish the marts; with `run_checks`, then test them."""
+def run_marts_cycle(
+    settings: Settings, dbt: WarmDbt, *, run_checks: bool, matching: MatchState | None = None
+) -> MartsCycle:
+    """Match (a full pass unless `matching` says the map already covers every event), build and
+    publish the marts; with `run_checks`, then test them."""
     t0 = time.perf_counter()
     dbt.prepare()
     with held_for_dbt(settings) as held:
         held_at = time.perf_counter()
-        matching = update_event_map(held.warehouse)
+        matched = refresh_event_map(held.warehouse, matching or MatchState())
         match_seconds = time.perf_counter() - held_at
         first = not dbt.built_current_project
         models = dbt.invoke(ALL_MODELS if first else CYCLE_MODELS)
@@ -79,5 +85,5 @@ def run_marts_cycle(settings: Settings, dbt: WarmDbt, *, run_checks: bool) -> Ma
         checks = dbt.invoke(CYCLE_CHECKS) if run_checks and models.success else None
         held_seconds = time.perf_counter() - held_at
     return MartsCycle(
-        matching, models, checks, snapshot, held_seconds, time.perf_counter() - t0, match_seconds
+        matched, models, checks, snapshot, held_seconds, time.perf_counter() - t0, match_seconds
     )

@@ -32,6 +32,11 @@ from oddly.warehouse.store import Warehouse
 SNAPSHOT_FILE = "published.duckdb"  # not marts.duckdb: its catalog would shadow schema `marts`
 # The relations readers get: every table dbt built in these schemas.
 PUBLISHED_SCHEMAS = ("marts",)
+# Marts that keep history: readers get the rows of the events on offer (the warehouse keeps the
+# rest), so a publish costs what is current, not the length of the history.
+PUBLISHED_ROWS = {
+    "marts.fct_steam_moves": "where canonical_event_id in (select canonical_event_id from marts.dim_events)",
+}
 # Bookkeeping table in the snapshot: one row per published relation, with its row count.
 INFO_TABLE = "main.snapshot_info"
 # Feed health: per feed, its last run and last success, failed runs and quarantined records over
@@ -139,7 +144,10 @@ def _copy_marts(source: duckdb.DuckDBPyConnection, staging: Path) -> tuple[dict[
         for schema in PUBLISHED_SCHEMAS:
             source.execute(f"create schema if not exists published.{schema}")
         for schema, table in relations:
-            source.execute(f"create table published.{schema}.{table} as select * from {schema}.{table}")
+            rows_sql = PUBLISHED_ROWS.get(f"{schema}.{table}", "")
+            source.execute(
+                f"create table published.{schema}.{table} as select * from {schema}.{table} {rows_sql}"
+            )
             count = source.execute(f"select count(*) from published.{schema}.{table}").fetchone()
             rows[f"{schema}.{table}"] = int(count[0]) if count else 0
         if rows:

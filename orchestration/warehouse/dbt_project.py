@@ -14,6 +14,7 @@ import dagster as dg
 from dagster_dbt import DagsterDbtTranslator, DbtCliResource, DbtProject
 
 from oddly.config import Settings
+from oddly.matching.run import MatchState
 from oddly.warehouse.dbt_env import DBT_PROJECT_DIR
 from oddly.warehouse.dbt_runner import WarmDbt
 from oddly.warehouse.dbt_writer import DBT_EXECUTABLE
@@ -52,7 +53,7 @@ def prepared_manifest(project: DbtProject = DBT_PROJECT) -> Path:
 
 
 _manifests: dict[Path, tuple[int, dict[str, Any]]] = {}
-_warm: dict[tuple[str, str], WarmDbt] = {}
+_warm: dict[tuple[str, str], tuple[WarmDbt, MatchState]] = {}
 _warm_lock = threading.Lock()
 
 
@@ -67,10 +68,11 @@ def prepared_manifest_json(project: DbtProject = DBT_PROJECT) -> dict[str, Any]:
     return cached[1]
 
 
-def warm_dbt(settings: Settings) -> WarmDbt:
-    """This process's warm dbt for the warehouse `settings` name (created on first use)."""
+def warm_dbt(settings: Settings) -> tuple[WarmDbt, MatchState]:
+    """This process's warm dbt and matching state for the warehouse `settings` name (created on
+    first use: a new code server parses the project once and matches in full on its first cycle)."""
     key = (str(settings.home), settings.resolved_warehouse_url)
     with _warm_lock:
         if key not in _warm:
-            _warm[key] = WarmDbt(settings)
+            _warm[key] = (WarmDbt(settings), MatchState())
         return _warm[key]

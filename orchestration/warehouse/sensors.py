@@ -27,7 +27,13 @@ from orchestration.alerts.assets import ALERTS_KEY, decide_alerts
 from orchestration.ml.assets import SCORES_KEY, score_fresh_rows
 from orchestration.resources import AppDatabaseResource, MlflowResource, WarehouseResource
 from orchestration.runs import IN_FLIGHT, MIN_INTERVAL_SECONDS
-from orchestration.warehouse.assets import EVENT_MAP_KEY, dbt_asset_events, match_metadata, published
+from orchestration.warehouse.assets import (
+    EVENT_MAP_KEY,
+    ODDS_TICKS_KEY,
+    dbt_asset_events,
+    match_metadata,
+    published,
+)
 from orchestration.warehouse.dbt_project import warm_dbt
 
 SENSOR_NAME = "refresh_marts_after_ingestion"
@@ -87,10 +93,17 @@ def build_marts_sensor(
         settings = warehouse.settings()
         started = time.time()
         run_checks = started - cursor.checked_at >= settings.marts_checks_seconds
-        cycle = run_marts_cycle(settings, warm_dbt(settings), run_checks=run_checks)
+        dbt, matching = warm_dbt(settings)
+        cycle = run_marts_cycle(settings, dbt, run_checks=run_checks, matching=matching)
         events: list[Any] = [
-            dg.AssetMaterialization(
-                EVENT_MAP_KEY, metadata={**match_metadata(cycle.matching), **cycle.timings()}
+            *(
+                [dg.AssetMaterialization(EVENT_MAP_KEY, metadata=match_metadata(cycle.matching))]
+                if cycle.matching is not None
+                else []
+            ),
+            # the cycle itself, as seen from the tick table it folded in: where its time went
+            dg.AssetObservation(
+                ODDS_TICKS_KEY, metadata={**cycle.timings(), "models": len(cycle.models.nodes)}
             ),
             *dbt_asset_events(cycle.models),
             *(dbt_asset_events(cycle.checks) if cycle.checks else []),

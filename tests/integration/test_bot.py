@@ -242,7 +242,9 @@ def test_subscribe_walks_every_step_and_saves_at_the_end(
 ) -> None:
     say(api, USER, "/start")
     (menu,) = say(api, USER, "/subscribe")
-    assert "Step 1 of 10 · Sports" in (menu.text or "") and "No market data published yet" in (menu.text or "")
+    assert "Step 1 of 10 · Sports" in (menu.text or "") and "No market data published yet" in (
+        menu.text or ""
+    )
     menu = walk_to(api, USER, menu, "Alert types")
     menu = press(api, USER, menu, "Sharp drop")
     menu = press(api, USER, menu, "Value bet")

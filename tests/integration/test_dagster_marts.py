@@ -234,10 +234,19 @@ def checks(result: Any) -> dict[str, bool]:
 
 
 def assert_refreshed(result: Any, *, first: bool, tested: bool) -> None:
-    """Matching, the models (all of them on a first cycle), scoring and alerts materialized; with
-    `tested`, every cycle test passed."""
+    """Matching (on a first cycle: later ones find no new event), the models (all of them on a
+    first cycle), scoring and alerts materialized; with `tested`, every cycle test passed; the
+    cycle's timings observed on the tick table."""
     done = materialized(result)
-    assert done[EVENT_MAP_KEY]["events"] > 0 and done[EVENT_MAP_KEY]["matched_across_books"] > 0
+    if first:
+        assert done[EVENT_MAP_KEY]["events"] > 0 and done[EVENT_MAP_KEY]["matched_across_books"] > 0
+    else:
+        assert EVENT_MAP_KEY not in done
+    [cycle] = [
+        e for e in result.asset_events if isinstance(e, dg.AssetObservation) and e.asset_key == ODDS_TICKS_KEY
+    ]
+    timings = {k: v.value for k, v in cycle.metadata.items()}
+    assert 0 < timings["dbt_models_seconds"] < timings["warehouse_held_seconds"] <= timings["cycle_seconds"]
     models = set(dbt_models()) if first else cycle_models()
     assert models and models == set(done) & set(dbt_models())
     assert done[SCORES_KEY]["rows_scored"] == 0 and done[SCORES_KEY]["champion"] == "none"

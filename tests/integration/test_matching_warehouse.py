@@ -5,7 +5,10 @@ from __future__ import annotations
 from datetime import timedelta
 from pathlib import Path
 
-from oddly.matching.run import update_event_map
+import pytest
+
+from oddly.matching import run as matching_run
+from oddly.matching.run import MatchState, refresh_event_map, update_event_map
 from oddly.model import PriceColumns, now_utc
 from oddly.warehouse.store import FeedRunRecord, Warehouse
 
@@ -81,3 +84,28 @@ def test_oddly_match_reports_in_words(tmp_path: Path) -> None:
         in result.output
     )
     assert "unmatched: 22bet 9 Chelsea v Arsenal: home and away swapped against another book" in result.output
+
+
+def test_a_long_lived_process_matches_again_only_for_new_events_or_when_a_full_pass_is_due(
+    warehouse: Warehouse, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ingest(
+        warehouse,
+        "r1",
+        ("pinnacle", "1", "Manchester United", "Tottenham Hotspur"),
+        ("22bet", "77", "Man Utd", "Spurs"),
+    )
+    state = MatchState()
+    first = refresh_event_map(warehouse, state)
+    assert first is not None and first.matched_across_books == 1 and state.load_seq == 1  # a new process
+    assert refresh_event_map(warehouse, state) is None  # nothing arrived
+
+    ingest(warehouse, "r2", ("pinnacle", "1", "Manchester United", "Tottenham Hotspur"))  # a known event
+    assert refresh_event_map(warehouse, state) is None and state.load_seq == 2
+    ingest(warehouse, "r3", ("melbet", "5", "Manchester United FC", "Tottenham"))  # one the map lacks
+    again = refresh_event_map(warehouse, state)
+    assert again is not None and state.load_seq == 3
+    assert mapped(warehouse)[("melbet", "5")] == mapped(warehouse)[("pinnacle", "1")]
+
+    monkeypatch.setattr(matching_run, "FULL_PASS_SECONDS", 0.0)  # due: a full pass whatever arrived
+    assert refresh_event_map(warehouse, state) is not None
