@@ -59,6 +59,8 @@ class IngestReport:
     detections: list[Detection] = field(default_factory=list)
     detect_seconds: float = 0.0
     detection_error: str | None = None
+    # The agent's own facts about the fetch (`FetchOutcome.notes`), e.g. a request budget left.
+    notes: dict[str, int | float | str] = field(default_factory=dict)
 
     def as_metadata(self) -> dict[str, int | float | str]:
         top = ", ".join(f"{code} ×{n}" for code, n in Counter(self.unmapped_codes).most_common(5))
@@ -82,6 +84,7 @@ class IngestReport:
             "detections": len(self.detections),
             "detect_seconds": round(self.detect_seconds, 3),
             "detection_error": self.detection_error or "",
+            **{f"agent_{key}": value for key, value in self.notes.items()},
         }
 
     def summary_line(self) -> str:
@@ -162,6 +165,7 @@ def _process(
 
     report.requests = outcome.requests
     report.http_outcome = _http_outcome(outcome)
+    report.notes = dict(outcome.notes)
     t0 = time.perf_counter()
     agent = agent_class(feed.agent)(feed)
     parsed = ParseResult()

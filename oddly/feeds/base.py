@@ -47,6 +47,9 @@ class FetchOutcome:
     payloads: list[Payload] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     requests: int = 0
+    # Facts only this agent knows (a request budget left, say), carried into the run's metadata
+    # as `agent_<key>`.
+    notes: dict[str, int | float | str] = field(default_factory=dict)
 
     async def collect(self, requests: Iterable[Awaitable[Payload]]) -> list[Payload]:
         """Await requests concurrently; keep what came back, note each FeedError in words (any

@@ -5,6 +5,7 @@ retries with exponential backoff and full jitter on 5xx / timeouts / connection 
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
 import re
 import time
@@ -23,12 +24,31 @@ _SECRET_PARAM = re.compile(r"(?i)((?:api_?key|apikey|token|secret|password)=)[^&
 
 
 class FetchFailedError(FeedError):
-    """One request failed for good (after its retries)."""
+    """One request failed for good (after its retries); `status` is the last HTTP status, if any."""
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 def redact(url: str) -> str:
     """The URL with secret-looking query values hidden, for messages and logs."""
     return _SECRET_PARAM.sub(r"\1***", url)
+
+
+class _RedactSecrets(logging.Filter):
+    """httpx logs every request's full URL at INFO; an API key in the query must not reach a log."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        redacted = redact(message)
+        if redacted != message:
+            record.msg, record.args = redacted, None
+        return True
+
+
+for _name in ("httpx", "httpcore"):
+    logging.getLogger(_name).addFilter(_RedactSecrets())
 
 
 class RateLimiter:
@@ -121,7 +141,7 @@ class FeedHttpClient:
                     last = _connect_words(exc)
                     response = None
                 except httpx.TransportError as exc:
-                    last = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+                    last = redact(f"{type(exc).__name__}: {exc}") if str(exc) else type(exc).__name__
                     response = None
             if response is not None:
                 if response.status_code < 400:
@@ -131,6 +151,8 @@ class FeedHttpClient:
                         received_at=datetime.now(UTC),
                         status=response.status_code,
                         kind=kind,
+                        # some APIs report a request budget in headers (The Odds API)
+                        meta={"headers": dict(response.headers)},
                     )
                 last = f"HTTP {response.status_code}"
                 if response.status_code == 429:
@@ -138,17 +160,21 @@ class FeedHttpClient:
                     if wait is not None and wait > self.policy.max_retry_after_seconds:
                         raise FetchFailedError(
                             f"GET {shown}: HTTP 429, the server asks to wait {wait:.0f} s "
-                            f"(more than the {self.policy.max_retry_after_seconds:g} s allowed)"
+                            f"(more than the {self.policy.max_retry_after_seconds:g} s allowed)",
+                            429,
                         )
                     if attempt + 1 < tries:
                         await self._sleep(wait if wait is not None else self._backoff(attempt))
                     continue
                 if response.status_code < 500:
-                    raise FetchFailedError(f"GET {shown}: HTTP {response.status_code} (not retried)")
+                    raise FetchFailedError(
+                        f"GET {shown}: HTTP {response.status_code} (not retried)", response.status_code
+                    )
             if attempt + 1 < tries:
                 await self._sleep(self._backoff(attempt))
         plural = "try" if tries == 1 else "tries"
-        raise FetchFailedError(f"GET {shown}: {last} after {tries} {plural}")
+        status = response.status_code if response is not None else None
+        raise FetchFailedError(f"GET {shown}: {last} after {tries} {plural}", status)
 
 
 def _connect_words(exc: httpx.ConnectError) -> str:
