@@ -107,6 +107,7 @@ class Market:
         self.frozen: dict[tuple[int, int], Snapshot] = {}
         self.frozen_until: dict[tuple[int, int], float] = {}
         self.fast_follow: dict[int, float] = {}  # event → until when soft books follow within seconds
+        self.last_goal_at: dict[int, float] = {}  # event → when its latest goal fell
         self.overlays: list[Overlay] = []
         self.scenarios: list[Scenario] = []
         self.book_index = {b.name: i for i, b in enumerate(cfg.books)}
@@ -183,6 +184,7 @@ class Market:
         self.overlays = [o for o in self.overlays if o.until > self.now]
 
     def _goal(self, event: int, side: str) -> None:
+        self.last_goal_at[event] = self.now
         for b, book in enumerate(self.config.books):
             self.suspended_until[(b, event, None)] = self.now + GOAL_SUSPENSION_SECONDS + book.lag_seconds
         self._record(
@@ -333,16 +335,27 @@ class Market:
     def _view(self, book: int) -> Snapshot:
         """The state book `book` prices now: the true state `lag` seconds ago, with per-event
         exceptions (fast followers during steam, frozen events of a stale book)."""
-        lag = self.config.books[book].lag_seconds
+        view = self.lagged_view(self.config.books[book].lag_seconds)
+        for (b, e), snap in self.frozen.items():
+            if b == book and self.frozen_until[(b, e)] > self.now:
+                _copy_events(snap, view, [e])
+        return view
+
+    def lagged_view(self, lag: float) -> Snapshot:
+        """The true state `lag` seconds ago (at most the history kept: the slowest book's lag),
+        except events in a steam move, which every book follows within seconds."""
         view = self._snapshot_at(self.now - lag)
         fast = [e for e, until in self.fast_follow.items() if until > self.now]
         if fast and lag > 0:
             quick = self._snapshot_at(self.now - min(lag, 5.0))
             _copy_events(quick, view, fast)
-        for (b, e), snap in self.frozen.items():
-            if b == book and self.frozen_until[(b, e)] > self.now:
-                _copy_events(snap, view, [e])
         return view
+
+    def probabilities_seen(self, lag: float, markets: list[int]) -> list[np.ndarray]:
+        """True probabilities of the market specs `markets` (indexes into `specs`) for every event
+        by index, as a book `lag` seconds behind sees them: one (E, outcomes) array per spec."""
+        g = grid(*self._rates(self.lagged_view(lag), np.arange(len(self.events))))
+        return [probabilities(self.specs[m], g) for m in markets]
 
     def _snapshot_at(self, t: float) -> Snapshot:
         chosen = self.history[0]

@@ -17,8 +17,9 @@ import orjson
 from aiohttp import web
 
 from oddly.simulator.config import SimConfig
-from oddly.simulator.faults import FAULT_KINDS, Faults, break_document
+from oddly.simulator.faults import FAULT_KINDS, Fault, Faults, break_document
 from oddly.simulator.market import Market
+from oddly.simulator.oddsapi import FAULT_BOOK, PREFIX, OddsApi, OddsApiError, break_odds
 from oddly.simulator.scenarios import SCENARIO_TYPES, Scenario
 
 FEEDS = {"LineFeed": False, "LiveFeed": True}
@@ -28,6 +29,7 @@ class SimulatorApp:
     def __init__(self, config: SimConfig) -> None:
         self.config = config
         self.market = Market(config)
+        self.odds_api = OddsApi(self.market)
         self.faults = Faults()
         self.requests = 0
 
@@ -42,10 +44,13 @@ class SimulatorApp:
         r.add_post("/_sim/inject", self.inject)
         r.add_post("/_sim/fault", self.set_fault)
         r.add_delete("/_sim/fault", self.clear_faults)
+        r.add_post("/_sim/odds-api-quota", self.set_odds_api_quota)
         r.add_get("/", self.index)
         for prefix in ("", "/service-api"):
             r.add_get(r"/{book}" + prefix + r"/{feed:(LineFeed|LiveFeed)}/Get1x2_VZip", self.list_events)
             r.add_get(r"/{book}" + prefix + r"/{feed:(LineFeed|LiveFeed)}/GetGameZip", self.one_game)
+        r.add_get(PREFIX + r"/v4/sports{slash:/?}", self.odds_api_sports)
+        r.add_get(PREFIX + r"/v4/sports/{sport}/odds{slash:/?}", self.odds_api_odds)
         if not self.config.manual_clock:
             app.on_startup.append(self._start_clock)
             app.on_cleanup.append(self._stop_clock)
@@ -74,7 +79,15 @@ class SimulatorApp:
         return web.json_response({"ok": True, "sim_time": self.market.at().isoformat()})
 
     async def state(self, request: web.Request) -> web.Response:
-        state = {**self.market.state(), "faults": self.faults.describe(), "requests": self.requests}
+        state = {
+            **self.market.state(),
+            "faults": self.faults.describe(),
+            "requests": self.requests,
+            "odds_api": {
+                "books": [b.model_dump() for b in self.config.aggregator_books],
+                "usage": self.odds_api.usage.headers(),
+            },
+        }
         return web.json_response(state)
 
     async def ground_truth(self, request: web.Request) -> web.Response:
@@ -127,15 +140,29 @@ class SimulatorApp:
         self.faults.clear()
         return web.json_response({"faults": []})
 
+    async def set_odds_api_quota(self, request: web.Request) -> web.Response:
+        """The simulated Odds API key's credits left: {remaining} (to watch a feed's quota floor)."""
+        try:
+            self.odds_api.usage.remaining = int((await request.json())["remaining"])
+        except (KeyError, ValueError, TypeError) as exc:
+            raise web.HTTPBadRequest(
+                text=f"odds-api-quota needs {{remaining: <whole number>}} ({exc})"
+            ) from None
+        return web.json_response(self.odds_api.usage.headers())
+
     async def index(self, request: web.Request) -> web.Response:
         books = "".join(
             f"<li><a href='/{b.name}/LineFeed/Get1x2_VZip?sports=1&count=50'>{b.name}</a>"
             f"{' (sharp)' if b.sharp else ''}: margin {b.margin:.1%}, lag {b.lag_seconds:g} s</li>"
             for b in self.config.books
         )
+        aggregated = ", ".join(
+            f"{b.name}{' (sharp)' if b.sharp else ''}" for b in self.config.aggregator_books
+        )
         html = (
             "<h1>Oddly Odds market simulator</h1><p>LineFeed format per book:</p>"
-            f"<ul>{books}</ul><p><a href='/_sim/state'>state</a> · "
+            f"<ul>{books}</ul><p>The Odds API v4 format at <code>{PREFIX}/v4/sports/{{sport}}/odds"
+            f"?apiKey=…&amp;regions=uk,eu</code>: {aggregated}</p><p><a href='/_sim/state'>state</a> · "
             "<a href='/_sim/ground-truth'>ground truth</a></p>"
         )
         return web.Response(text=html, content_type="text/html")
@@ -162,20 +189,55 @@ class SimulatorApp:
         return await self._answer(book, lambda: self.market.linefeed_document(book, event_id=game))
 
     async def _answer(self, book: str, document: Callable[[], dict[str, Any]]) -> web.StreamResponse:
+        fault, refused = await self._fault(book)
+        if refused is not None:
+            return refused
+        return _json(document(), fault, break_document)
+
+    async def _fault(self, book: str) -> tuple[Fault | None, web.Response | None]:
+        """The fault this request of `book` meets, and the error it answers instead, if any."""
         self.requests += 1
         fault = self.faults.take(book)
         if fault is not None:
             if fault.kind.startswith("http_"):
                 status = int(fault.kind.removeprefix("http_"))
                 headers = {"Retry-After": f"{fault.seconds:g}"} if status == 429 else {}
-                return web.Response(status=status, text=f"simulated HTTP {status}", headers=headers)
+                return fault, web.Response(status=status, text=f"simulated HTTP {status}", headers=headers)
             if fault.kind == "timeout":
                 await asyncio.sleep(fault.seconds)
-        doc = document()
-        body = orjson.dumps(break_document(doc, fault.kind) if fault is not None else doc)
-        if fault is not None and fault.kind == "truncated_json":
-            body = body[: max(1, len(body) // 2)]
-        return web.Response(body=body, content_type="application/json")
+        return fault, None
+
+    # --- The Odds API v4 (aggregator books; faults under the book name "oddsapi") -------------
+
+    async def odds_api_sports(self, request: web.Request) -> web.StreamResponse:
+        return await self._odds_api(lambda: self.odds_api.sports(request.query))
+
+    async def odds_api_odds(self, request: web.Request) -> web.StreamResponse:
+        return await self._odds_api(lambda: self.odds_api.odds(request.match_info["sport"], request.query))
+
+    async def _odds_api(self, admit: Callable[[], Callable[[], list[dict[str, Any]]]]) -> web.StreamResponse:
+        try:
+            answer = admit()
+        except OddsApiError as exc:
+            return web.json_response(exc.body(), status=exc.status, headers=self.odds_api.usage.headers())
+        fault, refused = await self._fault(FAULT_BOOK)
+        if refused is not None:
+            return refused
+        document = answer()  # charged now: a refused or failed request costs nothing
+        return _json(document, fault, break_odds, self.odds_api.usage.headers())
+
+
+def _json(
+    document: Any,
+    fault: Fault | None,
+    breaker: Callable[[Any, str], Any],
+    headers: dict[str, str] | None = None,
+) -> web.Response:
+    """The document as JSON, broken as `fault` asks (content faults; truncated JSON)."""
+    body = orjson.dumps(breaker(document, fault.kind) if fault is not None else document)
+    if fault is not None and fault.kind == "truncated_json":
+        body = body[: max(1, len(body) // 2)]
+    return web.Response(body=body, content_type="application/json", headers=headers)
 
 
 def _int(value: str | None) -> int | None:
