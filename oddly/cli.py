@@ -15,6 +15,7 @@ COMMANDS = {
     "dbt": "oddly.warehouse.dbt_cli:dbt",
     "demo": "oddly.demo:demo",
     "match": "oddly.matching.cli:match",
+    "import": "oddly.importers.cli:import_group",
     "simulate": "oddly.simulator.cli:simulate",
     "scan": "oddly.scan:scan",
     "bench": "benchmarks.cli:bench",

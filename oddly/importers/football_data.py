@@ -3,8 +3,18 @@ closing), written to the warehouse as two feed runs plus the event map that join
 
 Layout (season 2025/26; older seasons have other books and columns, so columns are read by name,
 never by position): `Div, Date (dd/mm/yyyy or dd/mm/yy), Time (UK local time), HomeTeam, AwayTeam,
-FTHG, FTAG, FTR`, then per book `<BOOK>H/D/A` (pre-match 1X2) and `<BOOK>CH/CD/CA` (closing 1X2).
-`Max`/`Avg` (and Betbrain's `BbMx`/`BbAv` in old seasons) aggregate many books and are skipped.
+FTHG, FTAG, FTR, HTHG, HTAG`, then per book `<BOOK>H/D/A` (pre-match 1X2) and `<BOOK>CH/CD/CA`
+(closing 1X2), `<BOOK>>2.5`/`<BOOK><2.5` (over/under 2.5 goals; closing `<BOOK>C>2.5`) and
+`<BOOK>AHH`/`<BOOK>AHA` (Asian handicap at the row's line `AHh`, the home side's handicap;
+closing `<BOOK>CAHH` at `AHCh`; Betbrain's line `BbAHh` in old seasons). Pinnacle is `PS` in
+1X2 and `P` elsewhere; `BFE` is Betfair Exchange (`betfair_ex`, back prices before commission).
+
+`Max`/`Avg` (and Betbrain's `BbMx`/`BbAv` in old seasons) are the best and the mean price over
+many books, not a book one can bet with: they are kept as bookmakers `market_max` and
+`market_avg` (queryable like any book's ticks) but never joined to canonical events in
+`raw.event_map`, so the cross-book marts (consensus, divergence, value, arbitrage, steam,
+bookmaker quality) leave them out: the maximum over books the warehouse does not hold would
+show arbitrage that no one could place, and the average would count the other books twice.
 
 When a price was taken is not in the file. football-data collects its "pre-match" odds on Tuesday
 afternoons for midweek games and on Friday afternoons for weekend games, and its closing odds as
@@ -14,9 +24,8 @@ Bad input never raises: an empty cell, a price of 1 or less, a missing column, a
 date, a latin-1 file — the unsound part is skipped and counted with its reason in `ImportReport`;
 cells holding a wrong value also go to `raw.quarantine` with the run that skipped them.
 
-Growing into `oddly import football-data` (issue 7): one more `MarketLayout` per market (over/under
-2.5 is `<BOOK>>2.5`/`<BOOK><2.5`, with a line; Asian handicap adds a per-row line column), and the
-result kept on every `Fixture` is what grading stores.
+Results (`FTHG`, `FTAG`, `FTR`, half-time goals) go to `raw.results` for grading
+(`oddly.importers.results`). `oddly import football-data FILE…` (`oddly.importers.cli`) runs this.
 """
 
 from __future__ import annotations
@@ -28,7 +37,7 @@ import json
 import time as clock
 import uuid
 from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from enum import StrEnum
@@ -41,6 +50,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import sqlalchemy as sa
 
+from oddly.importers.results import write_results
 from oddly.matching.aliases import canonical_team, load_aliases
 from oddly.matching.matcher import canonical_event_id
 from oddly.model import (
@@ -64,6 +74,7 @@ UK_TIME = ZoneInfo("Europe/London")
 
 
 class Observation(StrEnum):
+    OPENING = "opening"
     PREMATCH = "prematch"
     CLOSING = "closing"
 
@@ -106,8 +117,15 @@ BOOKMAKERS: dict[str, str] = {
     "SO": "sporting_odds",
     "SY": "stanleybet",
 }
-# Columns that aggregate many books (market maximum and average), not a bookmaker's prices.
-AGGREGATES = frozenset({"Max", "Avg", "BbMx", "BbAv"})
+# Columns that aggregate many books (market maximum and average): kept as these bookmakers, which
+# are never mapped to canonical events (see the module docstring).
+AGGREGATES: dict[str, str] = {
+    "Max": "market_max",
+    "Avg": "market_avg",
+    "BbMx": "market_max",
+    "BbAv": "market_avg",
+}
+AGGREGATE_BOOKMAKERS = frozenset({*AGGREGATES.values(), "oddsportal_avg"})
 # Division code letters → country (E0 Premier League … EC National League, SC0 Scottish Premiership).
 COUNTRIES: dict[str, str] = {
     "E": "England",
@@ -134,6 +152,8 @@ ROLES: dict[str, tuple[str, ...]] = {
     "home_goals": ("FTHG", "HG"),
     "away_goals": ("FTAG", "AG"),
     "result": ("FTR", "Res"),
+    "home_goals_ht": ("HTHG",),
+    "away_goals_ht": ("HTAG",),
 }
 REQUIRED_ROLES = ("date", "home", "away")
 
@@ -145,6 +165,7 @@ ABSURD = f"price above {MAX_PRICE:g}"
 INCOMPLETE_SET = "incomplete price set skipped"
 OLDER_THAN_STORED = "price older than the one stored for its selection (re-import), not written"
 NOT_QUOTED = "price set not quoted (all cells empty)"
+NO_LINE = "handicap line cell empty or not a number"
 
 
 @dataclass(frozen=True)
@@ -156,12 +177,26 @@ class MarketLayout:
     suffixes: tuple[str, ...]
     outcomes: tuple[str, ...]
     line: float | None = None
+    # the row's line column per observation, first present wins (Asian handicap)
+    line_columns: tuple[tuple[str, tuple[str, ...]], ...] = ()
+
+    def line_columns_of(self, observation: str) -> tuple[str, ...]:
+        return next((columns for obs, columns in self.line_columns if obs == observation), ())
 
 
 ONE_X_TWO = MarketLayout(
     Market.ONE_X_TWO.value, ("H", "D", "A"), (Outcome.HOME.value, Outcome.DRAW.value, Outcome.AWAY.value)
 )
-LAYOUTS: tuple[MarketLayout, ...] = (ONE_X_TWO,)
+OVER_UNDER_25 = MarketLayout(
+    Market.TOTAL.value, (">2.5", "<2.5"), (Outcome.OVER.value, Outcome.UNDER.value), 2.5
+)
+ASIAN_HANDICAP = MarketLayout(
+    Market.ASIAN_HANDICAP.value,
+    ("AHH", "AHA"),
+    (Outcome.HOME.value, Outcome.AWAY.value),
+    line_columns=((Observation.PREMATCH, ("AHh", "BbAHh")), (Observation.CLOSING, ("AHCh",))),
+)
+LAYOUTS: tuple[MarketLayout, ...] = (ONE_X_TWO, OVER_UNDER_25, ASIAN_HANDICAP)
 
 
 @dataclass(frozen=True)
@@ -173,6 +208,8 @@ class PriceSet:
     observation: Observation
     layout: MarketLayout
     columns: tuple[str, ...]
+    line_column: str | None = None
+    known: bool = True  # a book code of BOOKMAKERS or AGGREGATES (else kept lower-cased, reported)
 
 
 @dataclass(frozen=True)
@@ -188,6 +225,9 @@ class Fixture:
     home_goals: int | None = None
     away_goals: int | None = None
     result: str | None = None
+    home_goals_ht: int | None = None
+    away_goals_ht: int | None = None
+    sport: str = "football"
 
 
 @dataclass(frozen=True)
@@ -197,6 +237,7 @@ class Quote:
     fixture: Fixture
     price_set: PriceSet
     prices: tuple[float, ...]
+    line: float | None = None  # the row's own line (Asian handicap), else the layout's
 
 
 @dataclass
@@ -218,6 +259,8 @@ class ImportReport:
     rows: int = 0
     fixtures: int = 0
     quotes: Counter[str] = field(default_factory=Counter)  # observation → book price sets read
+    markets: Counter[str] = field(default_factory=Counter)  # "observation market" → price sets read
+    results: int = 0  # rows written to raw.results
     prices: Counter[str] = field(default_factory=Counter)  # observation → prices written
     ticks: Counter[str] = field(default_factory=Counter)  # observation → ticks written
     unknown_codes: Counter[str] = field(default_factory=Counter)  # book code → price sets kept
@@ -234,15 +277,20 @@ class ImportReport:
         skipped = ", ".join(f"{reason} ×{n}" for reason, n in self.skipped.most_common()) or "nothing"
         return (
             f"{len(self.files)} files, {self.rows} rows, {self.fixtures} matches; price sets read "
-            f"{dict(self.quotes)}, ticks written {dict(self.ticks)}; skipped: {skipped}"
+            f"{_plain(self.quotes)}, prices {_plain(self.prices)}, ticks written {_plain(self.ticks)}, "
+            f"results {self.results}; skipped: {skipped}"
         )
+
+
+def _plain(counts: Counter[str]) -> str:
+    return ", ".join(f"{key} {n:,}" for key, n in counts.items()) or "none"
 
 
 # --- reading ---------------------------------------------------------------------------------
 
 
 def read_file(
-    path: Path, report: ImportReport, layouts: Sequence[MarketLayout] = LAYOUTS
+    path: Path, report: ImportReport, layouts: Sequence[MarketLayout] = LAYOUTS, aggregates: bool = True
 ) -> FootballDataFile:
     """One CSV file; an unreadable file is counted and comes back empty."""
     try:
@@ -250,11 +298,15 @@ def read_file(
     except OSError as exc:
         report.skip("file unreadable", f"{path}: {exc.strerror or exc}")
         return FootballDataFile(path.name)
-    return parse_bytes(data, path.name, report, layouts)
+    return parse_bytes(data, path.name, report, layouts, aggregates)
 
 
 def parse_bytes(
-    data: bytes, name: str, report: ImportReport, layouts: Sequence[MarketLayout] = LAYOUTS
+    data: bytes,
+    name: str,
+    report: ImportReport,
+    layouts: Sequence[MarketLayout] = LAYOUTS,
+    aggregates: bool = True,
 ) -> FootballDataFile:
     """The fixtures and sound price sets of one file's bytes (UTF-8 with or without BOM, or latin-1)."""
     text, encoding = decode(data)
@@ -269,7 +321,7 @@ def parse_bytes(
     if missing:
         report.skip("file without a required column", f"{name}: no {'/'.join(ROLES[missing[0]])} column")
         return parsed
-    sets = [s for layout in layouts for s in find_price_sets(header, layout, report, name)]
+    sets = [s for layout in layouts for s in find_price_sets(header, layout, report, name, aggregates)]
     default_division = Path(name).stem
     seen: set[str] = set()
     for row in rows:
@@ -328,10 +380,12 @@ def _roles(header: Sequence[str]) -> dict[str, str]:
 
 
 def find_price_sets(
-    header: Sequence[str], layout: MarketLayout, report: ImportReport, where: str
+    header: Sequence[str], layout: MarketLayout, report: ImportReport, where: str, aggregates: bool = True
 ) -> list[PriceSet]:
     """Every book's column set of one market, by column name: a prefix followed by all of the
-    layout's suffixes is a book (with the closing infix stripped); aggregates are left out."""
+    layout's suffixes is a book (with the closing infix stripped); aggregates become the
+    `market_max`/`market_avg` books, or are left out with `aggregates=False`. A market whose
+    line is a column of its own needs that column for the observation (else counted)."""
     found: dict[str, set[str]] = {}
     for name in header:
         for suffix in layout.suffixes:
@@ -342,22 +396,34 @@ def find_price_sets(
     taken: set[tuple[str, Observation]] = set()
     for prefix, suffixes in found.items():
         code, observation = split_prefix(prefix, complete)
-        if code in AGGREGATES:
+        if code in AGGREGATES and not aggregates:
             continue
         if prefix not in complete:
             # a known book with a column missing; an unknown partial prefix is another market's
-            if code in BOOKMAKERS:
+            if code in BOOKMAKERS or code in AGGREGATES:
                 absent = ", ".join(prefix + s for s in layout.suffixes if s not in suffixes)
                 report.skip(f"{layout.market} columns incomplete", f"{where}: no {absent}")
             continue
-        bookmaker = BOOKMAKERS.get(code, code.lower())
+        bookmaker = AGGREGATES.get(code) or BOOKMAKERS.get(code, code.lower())
         if (bookmaker, observation) in taken:
             report.skip("second column set of one bookmaker", f"{where}: {prefix}")
             continue
+        line_column = None
+        if layout.line_columns:
+            present = [c for c in layout.line_columns_of(observation) if c in header]
+            if not present:
+                wanted = "/".join(layout.line_columns_of(observation)) or "line"
+                report.skip(f"{layout.market} line column missing", f"{where}: no {wanted} for {prefix}")
+                continue
+            line_column = present[0]
         taken.add((bookmaker, observation))
         columns = tuple(prefix + s for s in layout.suffixes)
-        sets.append(PriceSet(code, bookmaker, observation, layout, columns))
+        sets.append(PriceSet(code, bookmaker, observation, layout, columns, line_column, is_known_code(code)))
     return sets
+
+
+def is_known_code(code: str) -> bool:
+    return code in BOOKMAKERS or code in AGGREGATES
 
 
 def split_prefix(prefix: str, complete: set[str]) -> tuple[str, Observation]:
@@ -397,6 +463,8 @@ def parse_fixture(
         home_goals=_int(cell.get("home_goals", "")),
         away_goals=_int(cell.get("away_goals", "")),
         result=cell.get("result") if cell.get("result") in ("H", "D", "A") else None,
+        home_goals_ht=_int(cell.get("home_goals_ht", "")),
+        away_goals_ht=_int(cell.get("away_goals_ht", "")),
     )
 
 
@@ -488,10 +556,25 @@ def _read_quotes(
             # a partial 1X2 set would give a false overround and false arbitrage: all or nothing
             report.skip(INCOMPLETE_SET, f"{where} {price_set.code}")
             continue
-        parsed.quotes.append(Quote(fixture, price_set, tuple(prices)))
+        line = price_set.layout.line
+        if price_set.line_column is not None:
+            line = _line(record.get(price_set.line_column, ""))
+            if line is None:
+                report.skip(NO_LINE, f"{where} {price_set.line_column}={record.get(price_set.line_column)!r}")
+                continue
+        parsed.quotes.append(Quote(fixture, price_set, tuple(prices), line))
         report.quotes[price_set.observation] += 1
-        if price_set.code not in BOOKMAKERS:
+        report.markets[f"{price_set.observation} {price_set.layout.market}"] += 1
+        if not price_set.known:
             report.unknown_codes[price_set.code] += 1
+
+
+def _line(text: str) -> float | None:
+    try:
+        value = float(text.strip())
+    except ValueError:
+        return None
+    return value + 0.0 if np.isfinite(value) else None  # + 0.0: -0.0 is the 0 line
 
 
 def _reject(price_set: PriceSet, fixture: Fixture, column: str, text: str, where: str) -> Reject:
@@ -541,7 +624,7 @@ def price_columns(quotes: Sequence[Quote]) -> PriceColumns:
             len(quote.prices),
             bookmaker=quote.price_set.bookmaker,
             source_event_id=fixture.source_event_id,
-            sport=SPORT,
+            sport=fixture.sport,
             league=fixture.division,
             country=fixture.country,
             home=fixture.home,
@@ -549,7 +632,7 @@ def price_columns(quotes: Sequence[Quote]) -> PriceColumns:
             starts_at=fixture.kick_off.timestamp(),
         )
         markets += [layout.market] * len(quote.prices)
-        lines += [layout.line] * len(quote.prices)
+        lines += [quote.line] * len(quote.prices)
         outcomes += layout.outcomes
         prices += quote.prices
     columns.market, columns.line, columns.outcome, columns.price = markets, lines, outcomes, prices
@@ -557,13 +640,23 @@ def price_columns(quotes: Sequence[Quote]) -> PriceColumns:
     return columns
 
 
-def price_table(quotes: Sequence[Quote], feed_run_id: str) -> tuple[pa.Table, PriceColumns]:
+@dataclass(frozen=True)
+class Source:
+    """A historic source: its name (feed runs are `<name>_<observation>`, results are keyed by it)
+    and when it took each observation's prices."""
+
+    name: str
+    observed_at: Callable[[datetime, Observation], datetime]
+
+
+def price_table(
+    quotes: Sequence[Quote], feed_run_id: str, source: Source | None = None
+) -> tuple[pa.Table, PriceColumns]:
     """The quotes as a PRICE_SCHEMA table whose `observed_at` is each quote's own observation time."""
+    when = (source or FOOTBALL_DATA).observed_at
     columns = price_columns(quotes)
     table = columns.to_table(now_utc(), feed_run_id)
-    micros = [
-        round(observed_at(q.fixture.kick_off, q.price_set.observation).timestamp() * 1e6) for q in quotes
-    ]
+    micros = [round(when(q.fixture.kick_off, q.price_set.observation).timestamp() * 1e6) for q in quotes]
     per_row = np.repeat(
         np.asarray(micros, dtype=np.int64), np.asarray(columns.rows_per_event, dtype=np.int64)
     )
@@ -577,23 +670,25 @@ def write_observation(
     files: Sequence[FootballDataFile],
     observation: Observation,
     report: ImportReport | None = None,
+    source: Source | None = None,
 ) -> FeedRunRecord:
     """One feed run of one observation of the files: change-only ticks (a closing price equal to the
     pre-match one writes nothing), bad cells quarantined, the run logged."""
+    source = source or FOOTBALL_DATA
     started, t0 = now_utc(), clock.perf_counter()
-    run_id = f"{SOURCE}_{observation}-{started:%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
+    run_id = f"{source.name}_{observation}-{started:%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
     quotes = [q for f in files for q in f.quotes if q.price_set.observation is observation]
-    table, columns = price_table(quotes, run_id)
+    table, columns = price_table(quotes, run_id, source)
     validated = validate_batch(table, columns)
     validated.table, stale = drop_older_than_stored(warehouse, validated.table)
     if stale and report is not None:
         report.skip(OLDER_THAN_STORED, f"{observation}: {stale} prices", stale)
     rejects = [r for f in files for o, r in f.rejects if o is observation] + validated.rejects
-    unknown = Counter(q.price_set.code for q in quotes if q.price_set.code not in BOOKMAKERS)
+    unknown = Counter(q.price_set.code for q in quotes if not q.price_set.known)
     record = FeedRunRecord(
         feed_run_id=run_id,
-        feed=f"{SOURCE}_{observation}",
-        bookmaker=SOURCE,
+        feed=f"{source.name}_{observation}",
+        bookmaker=source.name,
         status="ok" if validated.table.num_rows or not quotes else "failed",
         started_at=started,
         finished_at=now_utc(),
@@ -644,18 +739,25 @@ def drop_older_than_stored(warehouse: Warehouse, table: pa.Table) -> tuple[pa.Ta
     return table.filter(pa.array(~older)), int(older.sum())
 
 
+def canonical_names(fixture: Fixture, aliases: dict[str, str]) -> tuple[str, str, str]:
+    """The matcher's canonical home and away names and event id of a fixture."""
+    home, away = canonical_team(fixture.home, aliases), canonical_team(fixture.away, aliases)
+    return home, away, canonical_event_id(fixture.sport, home, away, pd.Timestamp(fixture.kick_off))
+
+
 def event_map_table(files: Iterable[FootballDataFile], matched_at: datetime) -> pa.Table:
     """One `raw.event_map` row per book event: all books' events of one row are the same match, so
-    the match is exact (score 100, the matcher's scale) and its id is the matcher's own."""
+    the match is exact (score 100, the matcher's scale) and its id is the matcher's own. The
+    aggregate books (`AGGREGATE_BOOKMAKERS`) are left out, which keeps them out of the marts."""
     aliases = load_aliases()
     rows: list[dict[str, object]] = []
     for parsed in files:
         books: dict[str, set[str]] = {}
         for quote in parsed.quotes:
-            books.setdefault(quote.fixture.source_event_id, set()).add(quote.price_set.bookmaker)
+            if quote.price_set.bookmaker not in AGGREGATE_BOOKMAKERS:
+                books.setdefault(quote.fixture.source_event_id, set()).add(quote.price_set.bookmaker)
         for fixture in parsed.fixtures:
-            home, away = canonical_team(fixture.home, aliases), canonical_team(fixture.away, aliases)
-            canonical = canonical_event_id(SPORT, home, away, pd.Timestamp(fixture.kick_off))
+            home, away, canonical = canonical_names(fixture, aliases)
             rows += [
                 {
                     "bookmaker": book,
@@ -663,7 +765,7 @@ def event_map_table(files: Iterable[FootballDataFile], matched_at: datetime) -> 
                     "canonical_event_id": canonical,
                     "method": "exact",
                     "score": 100.0,
-                    "sport": SPORT,
+                    "sport": fixture.sport,
                     "home_normalized": home,
                     "away_normalized": away,
                     "starts_at": fixture.kick_off,
@@ -702,19 +804,36 @@ def write_event_map(warehouse: Warehouse, files: Sequence[FootballDataFile]) -> 
     return table.num_rows
 
 
+FOOTBALL_DATA = Source(SOURCE, observed_at)
+
+
 def import_files(
     warehouse: Warehouse,
     paths: Iterable[Path],
     observations: Sequence[Observation] = (Observation.PREMATCH, Observation.CLOSING),
     layouts: Sequence[MarketLayout] = LAYOUTS,
+    aggregates: bool = True,
 ) -> ImportReport:
-    """Read the files, map their events, then write one feed run per observation, in the order
-    given (pre-match before closing, so the closing run's ticks are the moves)."""
+    """Read the files, map their events, store their results, then write one feed run per
+    observation, in the order given (pre-match before closing, so the closing run's ticks are
+    the moves)."""
     report = ImportReport()
-    files = [read_file(Path(p), report, layouts) for p in paths]
+    files = [read_file(Path(p), report, layouts, aggregates) for p in paths]
+    return write_files(warehouse, files, report, FOOTBALL_DATA, observations)
+
+
+def write_files(
+    warehouse: Warehouse,
+    files: Sequence[FootballDataFile],
+    report: ImportReport,
+    source: Source,
+    observations: Sequence[Observation],
+) -> ImportReport:
+    """The event map, the results and one feed run per observation of parsed files."""
     report.event_map_rows = write_event_map(warehouse, files)
+    report.results = write_results(warehouse, files, source.name)
     for observation in observations:
-        record = write_observation(warehouse, files, observation, report)
+        record = write_observation(warehouse, files, observation, report, source)
         report.prices[observation] += record.prices_seen
         report.ticks[observation] += record.ticks_written
         report.feed_runs.append(record.feed_run_id)

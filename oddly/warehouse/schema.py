@@ -119,4 +119,58 @@ event_map = sa.Table(
     sa.Column("matched_at", sa.DateTime(timezone=True), nullable=False),
 )
 
+# Match results of imported history (oddly/importers), for grading signals against what happened:
+# one row per source match, re-imports replace it; `canonical_event_id` is the matcher's id.
+results = sa.Table(
+    "results",
+    metadata,
+    sa.Column("source", sa.Text, primary_key=True),
+    sa.Column("source_event_id", sa.Text, primary_key=True),
+    sa.Column("canonical_event_id", sa.Text, nullable=False),
+    sa.Column("sport", sa.Text, nullable=False),
+    sa.Column("league", sa.Text),
+    sa.Column("country", sa.Text),
+    sa.Column("home", sa.Text, nullable=False),
+    sa.Column("away", sa.Text, nullable=False),
+    sa.Column("starts_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("home_goals", sa.Integer),
+    sa.Column("away_goals", sa.Integer),
+    sa.Column("result", sa.Text),
+    sa.Column("home_goals_ht", sa.Integer),
+    sa.Column("away_goals_ht", sa.Integer),
+    sa.Column("imported_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+# An exchange's book behind its ticks (oddly/feeds/betfair_stream): best back and lay with sizes,
+# last traded price and traded volume of a selection at each change of any of them, keyed like
+# raw.odds_ticks (selection_key, observed_at); the tick's price is the best back price.
+exchange_prices = sa.Table(
+    "exchange_prices",
+    metadata,
+    sa.Column("selection_key", sa.BigInteger, nullable=False),
+    sa.Column("bookmaker", sa.Text, nullable=False),
+    sa.Column("source_event_id", sa.Text, nullable=False),
+    sa.Column("market", sa.Text, nullable=False),
+    sa.Column("period", sa.Text, nullable=False),
+    sa.Column("line", sa.Double),
+    sa.Column("outcome", sa.Text, nullable=False),
+    sa.Column("market_id", sa.Text, nullable=False),
+    sa.Column("selection_id", sa.BigInteger, nullable=False),
+    sa.Column("handicap", sa.Double, nullable=False),
+    sa.Column("observed_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("in_play", sa.Boolean, nullable=False),
+    sa.Column("market_status", sa.Text, nullable=False),
+    sa.Column("runner_status", sa.Text, nullable=False),
+    sa.Column("back_price", sa.Double),
+    sa.Column("back_size", sa.Double),
+    sa.Column("lay_price", sa.Double),
+    sa.Column("lay_size", sa.Double),
+    sa.Column("last_traded_price", sa.Double),
+    sa.Column("traded_volume", sa.Double),
+    sa.Column("market_traded_volume", sa.Double),
+    sa.Column("price_source", sa.Text, nullable=False),
+    sa.Column("feed_run_id", sa.Text, nullable=False),
+    sa.Column("load_seq", sa.BigInteger),
+)
+
 sa.Index("ix_feed_runs_feed_started", feed_runs.c.feed, feed_runs.c.started_at)

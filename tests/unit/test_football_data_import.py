@@ -49,14 +49,21 @@ def prices(parsed: FootballDataFile) -> dict[tuple[str, str, str], tuple[float, 
     return {(q.fixture.home, q.price_set.bookmaker, q.price_set.observation): q.prices for q in parsed.quotes}
 
 
-def test_columns_are_read_by_name_and_aggregates_are_not_books() -> None:
-    parsed, report = parse(
-        f"{HEADER}\n20:00,E0,Liverpool,Bournemouth,15/08/2025,4,2,H,1.29,6.55,9.75,1.34,6.6,9.5,1.28,6.56,9.07,1.3,6,8.6\n"
+def test_columns_are_read_by_name_and_aggregates_are_their_own_books() -> None:
+    """Max and Avg are kept as the books market_max and market_avg (never mapped to canonical
+    events: see tests/integration/test_import_football_data.py), or left out with aggregates=False."""
+    row = (
+        "20:00,E0,Liverpool,Bournemouth,15/08/2025,4,2,H,1.29,6.55,9.75,1.34,6.6,9.5,1.28,6.56,9.07,1.3,6,8.6"
     )
+    parsed, report = parse(f"{HEADER}\n{row}\n")
     assert prices(parsed) == {
         ("Liverpool", "pinnacle", "prematch"): (1.28, 6.56, 9.07),
         ("Liverpool", "pinnacle", "closing"): (1.29, 6.55, 9.75),
+        ("Liverpool", "market_max", "prematch"): (1.34, 6.6, 9.5),
+        ("Liverpool", "market_avg", "closing"): (1.3, 6.0, 8.6),
     }
+    books_only = parse_bytes(f"{HEADER}\n{row}\n".encode(), "E0.csv", ImportReport(), aggregates=False)
+    assert {q.price_set.bookmaker for q in books_only.quotes} == {"pinnacle"}
     fixture = parsed.fixtures[0]
     assert (fixture.division, fixture.country, fixture.home_goals, fixture.away_goals, fixture.result) == (
         "E0",
@@ -66,7 +73,7 @@ def test_columns_are_read_by_name_and_aggregates_are_not_books() -> None:
         "H",
     )
     assert not report.skipped and not report.unknown_codes
-    assert report.quotes == {"prematch": 1, "closing": 1}
+    assert report.quotes == {"prematch": 2, "closing": 2}
 
 
 def test_older_books_and_a_code_ending_in_c() -> None:
