@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from benchmarks.dashboard import dashboard
+from benchmarks.import_bench import import_bench
 from benchmarks.ingest import ingest
 from benchmarks.latency import latency
 from benchmarks.marts import marts
@@ -17,6 +18,7 @@ def bench() -> None:
 
 
 bench.add_command(dashboard)
+bench.add_command(import_bench)
 bench.add_command(ingest)
 bench.add_command(latency)
 bench.add_command(marts)
