@@ -663,6 +663,9 @@ def _updates(
 ) -> Iterator[tuple[_Collector, int, int]]:
     """Feed a file's lines to betfairlightweight's listener; after each line that changed markets,
     the collector and the range of its new entries."""
+    if not path.is_file():
+        report.skip("file unreadable", f"{path}: no such file")
+        return
     found = catalogue_beside(path)
     all_catalogues = [*catalogues, *(read_catalogue(found, report) if found else [])]
     collector = _Collector(scan_markets(path, all_catalogues), report)
