@@ -111,6 +111,8 @@ def services(settings: Settings, dagster_port: int) -> list[Service]:
                 # the sensors do the work (a poll, a marts cycle); a first cycle on a long history
                 # takes longer than Dagster's default minute
                 "DAGSTER_SENSOR_GRPC_TIMEOUT_SECONDS": str(SENSOR_TIMEOUT_SECONDS),
+                # the simulator's copy of The Odds API takes any key; a real key is never needed here
+                "ODDLY_SIMULATOR_ODDS_API_KEY": os.environ.get("ODDLY_SIMULATOR_ODDS_API_KEY", "demo"),
                 **password_env(settings.dagster_pg_url),
             },
         ),

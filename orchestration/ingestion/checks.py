@@ -1,6 +1,6 @@
 """Asset checks on each feed: no stored price at or below 1.0, and the feed is fresh."""
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import dagster as dg
 
@@ -10,20 +10,33 @@ from orchestration.resources import WarehouseResource
 
 # A feed is stale when its last successful run is older than this many intervals.
 STALE_AFTER_INTERVALS = 3
+# The prices the price check reads: the feed's runs of the last day (an aggregator feed carries
+# many books, so runs, not a bookmaker, say whose ticks they are), found past a load-sequence
+# bound so the scan costs that day, not the history.
+CHECK_HOURS = 24
+BAD_PRICES_SQL = """
+    with runs as (select feed_run_id, load_seq from raw.feed_runs where feed = :feed and started_at >= :since)
+    select count(*) from raw.odds_ticks t
+    where t.load_seq >= (select coalesce(min(load_seq), 0) from runs)
+        and t.feed_run_id in (select feed_run_id from runs)
+        and not (t.price > 1.0)
+"""
 
 
 def build_feed_checks(feed: FeedConfig) -> list[dg.AssetChecksDefinition]:
     key = feed_asset_key(feed)
 
-    @dg.asset_check(asset=key, name="prices_above_one", description="No stored price of this book is ≤ 1.0.")
+    @dg.asset_check(
+        asset=key,
+        name="prices_above_one",
+        description=f"No price this feed stored in the last {CHECK_HOURS} h, of any book, is ≤ 1.0.",
+    )
     def prices_above_one(warehouse: WarehouseResource) -> dg.AssetCheckResult:
-        bad = int(
-            warehouse.get().scalar(
-                "select count(*) from raw.odds_ticks where bookmaker = :b and not (price > 1.0)",
-                {"b": feed.bookmaker},
-            )
+        since = datetime.now(UTC) - timedelta(hours=CHECK_HOURS)
+        bad = int(warehouse.get().scalar(BAD_PRICES_SQL, {"feed": feed.name, "since": since}))
+        return dg.AssetCheckResult(
+            passed=bad == 0, metadata={"prices_at_or_below_one": bad, "window_hours": CHECK_HOURS}
         )
-        return dg.AssetCheckResult(passed=bad == 0, metadata={"prices_at_or_below_one": bad})
 
     @dg.asset_check(
         asset=key,
