@@ -414,17 +414,19 @@ def trace(instance: Any, result: Result, feeds: dict[str, list[str]]) -> dict[st
         "received": first.received_at,
     }
     report: dict[str, float] = {}
-    records = instance.fetch_materializations(dg.AssetKey(feeds[first.bookmaker]), limit=500).records
-    for record in records:
-        metadata = record.asset_materialization.metadata
-        started = (
-            datetime.fromisoformat(str(metadata["started_at"].value)) if "started_at" in metadata else None
-        )
-        stored = datetime.fromtimestamp(record.timestamp, UTC)
-        if started is not None and started <= first.detected_at <= stored:
-            at["poll_started"], at["reported"] = started, stored
-            report = {k: float(metadata[k].value) for k in REPORT_KEYS if k in metadata}
-            break
+    # the book's own feed first; a book that only an aggregator feed carries is found in that one
+    keys = [feeds[first.bookmaker]] if first.bookmaker in feeds else list(feeds.values())
+    for key in keys:
+        for record in instance.fetch_materializations(dg.AssetKey(key), limit=500).records:
+            metadata = record.asset_materialization.metadata
+            if "started_at" not in metadata:
+                continue
+            started = datetime.fromisoformat(str(metadata["started_at"].value))
+            stored = datetime.fromtimestamp(record.timestamp, UTC)
+            if started <= first.detected_at <= stored:
+                at["poll_started"], at["reported"] = started, stored
+                report = {k: float(metadata[k].value) for k in REPORT_KEYS if k in metadata}
+                return {"at": at, "report": report}
     return {"at": at, "report": report}
 
 
