@@ -19,6 +19,7 @@ import importlib
 import importlib.metadata
 import importlib.util
 import re
+import shlex
 import shutil
 import subprocess
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -44,30 +45,6 @@ HELM = DEPLOY / "helm"
 SETTINGS_VARIABLES = frozenset(
     Settings.model_config["env_prefix"] + name.upper() for name in Settings.model_fields
 )
-
-
-@functools.cache
-def feed_key_variables() -> frozenset[str]:
-    """The variables feed agents read their API keys from: the name a feed's `api_key_env` gives in
-    the image's oddly.yaml, or its agent's default. Read by the code, by name, outside Settings."""
-    names = {
-        field.default
-        for agent in available_agents().values()
-        for field in [agent.Options.model_fields.get("api_key_env")]
-        if field is not None and isinstance(field.default, str)
-    }
-    return frozenset(names | shipped_feed_keys())
-
-
-@functools.cache
-def shipped_feed_keys() -> frozenset[str]:
-    return frozenset(
-        {
-            f.options["api_key_env"]
-            for f in load_config(REPO / "oddly.yaml").feeds
-            if "api_key_env" in f.options
-        }
-    )
 
 
 # Server mode (ARCHITECTURE.md, "Two storage modes"): the stores that leave ODDLY_HOME for
@@ -158,6 +135,20 @@ def dockerfile_env(instructions: Iterable[Instruction]) -> dict[str, str]:
         if ins.keyword == "ENV":
             env.update(pair.split("=", 1) for pair in ins.text.split())
     return env
+
+
+def owned_paths(instructions: Iterable[Instruction]) -> set[str]:
+    """Folders the image creates and hands to its user (`chown -R user:group …`)."""
+    owned = set()
+    for ins in instructions:
+        for chown in re.findall(r"chown -R \S+((?:\s+[\w/.-]+)+)", ins.text):
+            owned |= {path if path.startswith("/") else f"/app/{path}" for path in chown.split()}
+    return owned
+
+
+def image_uid(instructions: Iterable[Instruction]) -> int | None:
+    found = [int(uid) for ins in instructions for uid in re.findall(r"useradd .*--uid (\d+)", ins.text)]
+    return found[0] if found else None
 
 
 def manifest_command() -> str:
@@ -316,7 +307,32 @@ def healthcheck_ports(test: list[str] | str) -> set[int]:
 # environment variables
 
 
-def mlflow_variables() -> set[str]:
+@functools.cache
+def feed_key_variables() -> frozenset[str]:
+    """The variables feed agents read their API keys from: the name a feed's `api_key_env` gives in
+    the image's oddly.yaml, or its agent's default. Read by the code, by name, outside Settings."""
+    names = {
+        field.default
+        for agent in available_agents().values()
+        for field in [agent.Options.model_fields.get("api_key_env")]
+        if field is not None and isinstance(field.default, str)
+    }
+    return frozenset(names | shipped_feed_keys())
+
+
+@functools.cache
+def shipped_feed_keys() -> frozenset[str]:
+    return frozenset(
+        {
+            f.options["api_key_env"]
+            for f in load_config(REPO / "oddly.yaml").feeds
+            if "api_key_env" in f.options
+        }
+    )
+
+
+@functools.cache
+def mlflow_variables() -> frozenset[str]:
     """The variables `mlflow server` reads: its options' and MLflow's declared environment."""
     import mlflow.environment_variables as declared
 
@@ -327,7 +343,7 @@ def mlflow_variables() -> set[str]:
         for param in server.commands["server"].params
         for name in ([param.envvar] if isinstance(param.envvar, str) else param.envvar or [])
     }
-    return options | {getattr(v, "name", "") for v in vars(declared).values()} - {""}
+    return frozenset(options | {getattr(v, "name", "") for v in vars(declared).values()} - {""})
 
 
 def variable_problems(where: str, names: Iterable[str], image: str) -> list[str]:
@@ -564,6 +580,7 @@ def check_dockerfile(instructions: list[Instruction], compose: Mapping[str, Any]
     if not any(re.search(r"pip install .*-e \.", text) for _, text in runs):
         problems.append("Dockerfile: does not install the project in place (pip install -e .)")
     manifest = [i for i, text in runs if text == manifest_command()]
+    problems += command_problems("Dockerfile manifest", shlex.split(manifest_command()), {})
     if not manifest:
         problems.append(
             f"Dockerfile: does not prepare the dbt manifest as `make manifest` does ({manifest_command()})"
@@ -596,6 +613,18 @@ def check_dockerfile(instructions: list[Instruction], compose: Mapping[str, Any]
     problems += variable_problems(
         "Dockerfile ENV", [n for n in env if n.startswith(("ODDLY_", "DAGSTER_"))], ""
     )
+    owned = owned_paths(instructions)
+    for name, service in compose["services"].items():
+        for volume in (
+            service.get("volumes", []) if service.get("image") == compose["x-image"]["image"] else []
+        ):
+            source, target = volume.split(":")[:2]
+            if not source.startswith((".", "/")) and not any(
+                target == o or target.startswith(o + "/") for o in owned
+            ):
+                problems.append(
+                    f"Dockerfile: {target} (volume {source} of {name}) is not the user's to write"
+                )
     exposed = {int(p) for ins in instructions if ins.keyword == "EXPOSE" for p in ins.text.split()}
     for name, service in compose["services"].items():
         if service.get("image") == compose["x-image"]["image"]:
@@ -788,6 +817,24 @@ def check_helm(
     if not deployment.get("includeConfigInLaunchedRuns", {}).get("enabled", True):
         problems.append(f"{where}: runs would not get its env, secrets and volume")
 
+    uid = image_uid(instructions)
+    contexts = {
+        where: deployment.get("podSecurityContext", {}),
+        "helm run pods": values["runLauncher"]["config"]["k8sRunLauncher"]["runK8sConfig"]["podSpecConfig"][
+            "securityContext"
+        ],
+    }
+    contexts |= {
+        f"oddly-services {d['metadata']['name']}": d["spec"]["template"]["spec"].get("securityContext", {})
+        for d in services
+        if d["kind"] == "Deployment"
+    }
+    for part, context in contexts.items():
+        if {context.get("runAsUser"), context.get("fsGroup")} != {uid}:
+            problems.append(
+                f"{part}: runs as {context.get('runAsUser')} (fsGroup {context.get('fsGroup')}), "
+                f"not the image's user {uid}"
+            )
     home = dockerfile_env(instructions).get("DAGSTER_HOME")
     if values["global"]["dagsterHome"] != home:
         problems.append(f"helm values: global.dagsterHome is not the image's DAGSTER_HOME {home}")
@@ -1193,6 +1240,7 @@ def test_env_example_check_reports_unused_and_unknown(
         ("EXPOSE 4000 3000 8501 5000 8765", "EXPOSE 4000 3000 5000 8765", "does not EXPOSE 8501"),
         ("COPY pyproject.toml ./", "COPY pyproject.tom ./", "COPY pyproject.tom, which does not exist"),
         ("pip install --no-deps -e .", "pip install --no-deps .", "does not install the project in place"),
+        ("/opt/dagster/home dbt_project/target", "dbt_project/target", "/opt/dagster/home/storage (volume"),
     ],
 )
 def test_dockerfile_check_reports(
@@ -1296,6 +1344,10 @@ def test_instance_check_reports_drift_from_the_demo() -> None:
         (_set("retention.enabled", False), "the tick retention differs"),
         (_set("global.dagsterHome", "/opt/dagster/dagster_home"), "is not the image's DAGSTER_HOME"),
         (_set("runLauncher.type", "CeleryK8sRunLauncher"), "not launched by the K8sRunLauncher"),
+        (
+            _set("dagster-user-deployments.deployments.0.podSecurityContext.runAsUser", 1000),
+            "runs as 1000 (fsGroup 10001), not the image's user 10001",
+        ),
     ],
 )
 def test_helm_check_reports(
