@@ -41,26 +41,33 @@ PUBLISHED_ROWS = {
 INFO_TABLE = "main.snapshot_info"
 # Feed health: per feed, its last run and last success, failed runs and quarantined records over
 # the last 24 h. Plain SQL that DuckDB and PostgreSQL both run: published in the snapshot
-# (embedded), run on the warehouse itself by readers in server mode.
+# (embedded), run on the warehouse itself by readers in server mode. Only plain aggregates touch the
+# whole run log (a publish must not cost a sort of every run ever made); the window ranks the few
+# rows of each feed's latest start.
 FEED_HEALTH = "ops.feed_health"
 FEED_HEALTH_SQL = """
-with runs as (
-    select
-        feed, bookmaker, status, started_at, finished_at, error, rejected,
-        row_number() over (partition by feed order by started_at desc, feed_run_id desc) as recency
-    from raw.feed_runs
-),
-run_summary as (
+with last_runs as (
     select
         feed,
         max(started_at) as last_run_at,
-        max(case when status <> 'failed' then finished_at end) as last_success_at,
-        count(*) filter (where started_at >= now() - interval '24 hours') as runs_24h,
-        count(*) filter (where status = 'failed' and started_at >= now() - interval '24 hours')
-            as failed_runs_24h,
-        coalesce(sum(rejected) filter (where started_at >= now() - interval '24 hours'), 0)
-            as rejected_rows_24h
-    from runs
+        max(case when status <> 'failed' then finished_at end) as last_success_at
+    from raw.feed_runs
+    group by feed
+),
+latest as (
+    select runs.feed, runs.bookmaker, runs.status, runs.error,
+        row_number() over (partition by runs.feed order by runs.feed_run_id desc) as pick
+    from raw.feed_runs runs
+    join last_runs on last_runs.feed = runs.feed and runs.started_at = last_runs.last_run_at
+),
+day as (
+    select
+        feed,
+        count(*) as runs_24h,
+        count(*) filter (where status = 'failed') as failed_runs_24h,
+        coalesce(sum(rejected), 0) as rejected_rows_24h
+    from raw.feed_runs
+    where started_at >= now() - interval '24 hours'
     group by feed
 ),
 quarantined as (
@@ -72,19 +79,20 @@ quarantined as (
 select
     latest.feed,
     latest.bookmaker,
-    run_summary.last_run_at,
+    last_runs.last_run_at,
     latest.status as last_status,
     latest.error as last_error,
-    run_summary.last_success_at,
-    run_summary.runs_24h,
-    run_summary.failed_runs_24h,
-    run_summary.rejected_rows_24h,
+    last_runs.last_success_at,
+    coalesce(day.runs_24h, 0) as runs_24h,
+    coalesce(day.failed_runs_24h, 0) as failed_runs_24h,
+    coalesce(day.rejected_rows_24h, 0) as rejected_rows_24h,
     coalesce(quarantined.quarantined_rows_24h, 0) as quarantined_rows_24h,
     now() as measured_at
-from runs as latest
-join run_summary on run_summary.feed = latest.feed
+from latest
+join last_runs on last_runs.feed = latest.feed
+left join day on day.feed = latest.feed
 left join quarantined on quarantined.feed = latest.feed
-where latest.recency = 1
+where latest.pick = 1
 order by latest.feed
 """
 
