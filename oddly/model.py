@@ -71,6 +71,10 @@ RAW_PREFIX = "raw:"
 
 PERIODS = ("ft", "1h", "2h", "ot", "p1", "p2", "p3", "q1", "q2", "q3", "q4", "s1", "s2", "s3", "s4", "s5")
 
+# Bookmakers that stand for many books (a file's market maximum or average, not a price anyone
+# quotes): their ticks are kept, but they are never matched to canonical events, so no cross-book
+# mart, detector or alert takes them for a book one can bet at.
+AGGREGATE_BOOKMAKERS = frozenset({"market_max", "market_avg", "oddsportal_avg"})
 MIN_PRICE_EXCLUSIVE = 1.0
 # Above this a price is treated as a feed error, not an offer.
 MAX_PRICE = 5000.0

@@ -54,6 +54,7 @@ from oddly.importers.results import write_results
 from oddly.matching.aliases import canonical_team, load_aliases
 from oddly.matching.matcher import canonical_event_id
 from oddly.model import (
+    AGGREGATE_BOOKMAKERS,
     MAX_PRICE,
     MIN_PRICE_EXCLUSIVE,
     SELECTION_KEY,
@@ -125,7 +126,7 @@ AGGREGATES: dict[str, str] = {
     "BbMx": "market_max",
     "BbAv": "market_avg",
 }
-AGGREGATE_BOOKMAKERS = frozenset({*AGGREGATES.values(), "oddsportal_avg"})
+assert set(AGGREGATES.values()) <= AGGREGATE_BOOKMAKERS
 # Division code letters → country (E0 Premier League … EC National League, SC0 Scottish Premiership).
 COUNTRIES: dict[str, str] = {
     "E": "England",

@@ -13,10 +13,12 @@ import sqlalchemy as sa
 
 from oddly.matching.aliases import load_aliases
 from oddly.matching.matcher import MatchSettings, match_events
-from oddly.model import now_utc
+from oddly.model import AGGREGATE_BOOKMAKERS, now_utc
 from oddly.warehouse import schema
 from oddly.warehouse.store import Warehouse
 
+# Aggregates of many books are never matched (oddly.model.AGGREGATE_BOOKMAKERS).
+AGGREGATES_SQL = ", ".join(f"'{book}'" for book in sorted(AGGREGATE_BOOKMAKERS))
 # Events that kicked off longer ago than this are finished; their mapping is kept as it was.
 RECENT = timedelta(hours=6)
 
@@ -38,7 +40,7 @@ def update_event_map(warehouse: Warehouse, settings: MatchSettings | None = None
     events = pd.DataFrame(
         warehouse.query(
             "select distinct bookmaker, source_event_id, sport, home, away, starts_at "
-            "from raw.odds_ticks where starts_at >= :since",
+            f"from raw.odds_ticks where starts_at >= :since and bookmaker not in ({AGGREGATES_SQL})",
             {"since": since},
         ),
         columns=["bookmaker", "source_event_id", "sport", "home", "away", "starts_at"],

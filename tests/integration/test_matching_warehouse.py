@@ -109,3 +109,15 @@ def test_a_long_lived_process_matches_again_only_for_new_events_or_when_a_full_p
 
     monkeypatch.setattr(matching_run, "FULL_PASS_SECONDS", 0.0)  # due: a full pass whatever arrived
     assert refresh_event_map(warehouse, state) is not None
+
+
+def test_aggregates_of_many_books_are_never_matched(warehouse: Warehouse) -> None:
+    ingest(
+        warehouse,
+        "r1",
+        ("pinnacle", "1", "Manchester United", "Tottenham Hotspur"),
+        ("market_max", "1", "Manchester United", "Tottenham Hotspur"),
+        ("market_avg", "1", "Manchester United", "Tottenham Hotspur"),
+    )
+    report = update_event_map(warehouse)
+    assert report.events == 1 and set(mapped(warehouse)) == {("pinnacle", "1")}
