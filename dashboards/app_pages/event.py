@@ -6,7 +6,8 @@ and the Scanner link it); without them, pick an event."""
 
 from __future__ import annotations
 
-import altair as alt
+from typing import Any
+
 import pandas as pd
 import sqlalchemy as sa
 import streamlit as st
@@ -18,11 +19,10 @@ Market = tuple[str, str, float | None]
 
 
 def pick_event(events: pd.DataFrame, event_id: str | None) -> str | None:
-    labels = {
-        str(r.canonical_event_id): f"{r.home_team} v {r.away_team} · {r.league or r.sport} · "
-        f"{pd.Timestamp(r.starts_at):%a %d %b %H:%M} UTC"
-        for r in events.itertuples()
-    }
+    league = events["league"].where(events["league"].fillna("") != "", events["sport"])
+    kick_off = pd.to_datetime(events["starts_at"], utc=True).dt.strftime("%a %d %b %H:%M")
+    names = events["home_team"] + " v " + events["away_team"] + " · " + league + " · " + kick_off + " UTC"
+    labels = dict(zip(events["canonical_event_id"].astype(str), names, strict=True))
     ids = list(labels)
     chosen = st.selectbox(
         "Event",
@@ -80,17 +80,16 @@ def _market_from_query(options: list[Market]) -> Market | None:
 
 FAIR_ROW = "fair (no-vig)"
 BEST_STYLE = "background-color: #c8f7c5; font-weight: bold"
+ALERT_FIELDS = ("type", "severity", "bookmaker", "action", "decision_reason")  # an alert's tooltip
 
 
 def current_prices(
     prices: pd.DataFrame, fair: pd.DataFrame, outcomes: list[str], names: dict[str, str]
 ) -> None:
-    grid = prices.pivot_table(index="bookmaker", columns="outcome", values="price", aggfunc="max")
+    grid = prices.groupby(["bookmaker", "outcome"])["price"].max().unstack("outcome")
     grid = grid.reindex(columns=outcomes)
-    best = grid.max()
     styles = pd.DataFrame("", index=grid.index, columns=grid.columns)
-    for outcome in outcomes:
-        styles.loc[grid[outcome] == best[outcome], outcome] = BEST_STYLE
+    styles[grid.eq(grid.max())] = BEST_STYLE
     grid.loc[FAIR_ROW] = fair.set_index("outcome")["fair_price"].reindex(outcomes)
     styles.loc[FAIR_ROW] = ""
     styled = (
@@ -105,49 +104,58 @@ def current_prices(
 
 def movement_chart(
     history: pd.DataFrame, fair_price: float | None, markers: pd.DataFrame, title: str
-) -> alt.LayerChart | alt.FacetChart:
-    lines = (
-        alt.Chart(history)
-        .mark_line(interpolate="step-after", point=alt.OverlayMarkDef(size=18))
-        .encode(
-            x=alt.X("observed_at:T", title=None),
-            y=alt.Y("price:Q", title="Price", scale=alt.Scale(zero=False)),
-            color=alt.Color("bookmaker:N", title="Bookmaker"),
-            tooltip=[
-                alt.Tooltip("bookmaker:N"),
-                alt.Tooltip("price:Q", format=".2f"),
-                alt.Tooltip("observed_at:T", title="from", format="%H:%M:%S"),
-            ],
-        )
-    )
-    layers: list[alt.Chart] = [lines]
+) -> dict[str, Any]:
+    """A Vega-Lite spec (written out: Altair's schema validation costs more than the page's
+    queries): each book's price as a step line with a point per tick, the fair price dashed, the
+    alerts decided as red rules."""
+    datasets: dict[str, pd.DataFrame] = {"ticks": history[["bookmaker", "observed_at", "price"]]}
+    layers: list[dict[str, Any]] = [
+        {
+            "data": {"name": "ticks"},
+            "mark": {"type": "line", "interpolate": "step-after", "point": {"size": 18}},
+            "encoding": {
+                "x": {"field": "observed_at", "type": "temporal", "title": None},
+                "y": {"field": "price", "type": "quantitative", "title": "Price", "scale": {"zero": False}},
+                "color": {"field": "bookmaker", "type": "nominal", "title": "Bookmaker"},
+                "tooltip": [
+                    {"field": "bookmaker", "type": "nominal"},
+                    {"field": "price", "type": "quantitative", "format": ".2f"},
+                    {"field": "observed_at", "type": "temporal", "title": "from", "format": "%H:%M:%S"},
+                ],
+            },
+        }
+    ]
     if fair_price is not None:
-        fair = pd.DataFrame({"fair_price": [fair_price], "label": ["fair price"]})
+        datasets["fair"] = pd.DataFrame({"fair_price": [fair_price], "label": ["fair price"]})
         layers.append(
-            alt.Chart(fair)
-            .mark_rule(strokeDash=[6, 4], color="gray", size=2)
-            .encode(
-                y="fair_price:Q",
-                tooltip=[alt.Tooltip("label:N", title=""), alt.Tooltip("fair_price:Q", format=".2f")],
-            )
+            {
+                "data": {"name": "fair"},
+                "mark": {"type": "rule", "strokeDash": [6, 4], "color": "gray", "size": 2},
+                "encoding": {
+                    "y": {"field": "fair_price", "type": "quantitative"},
+                    "tooltip": [
+                        {"field": "label", "type": "nominal", "title": ""},
+                        {"field": "fair_price", "type": "quantitative", "format": ".2f"},
+                    ],
+                },
+            }
         )
     if not markers.empty:
+        datasets["alerts"] = markers
         layers.append(
-            alt.Chart(markers)
-            .mark_rule(color="crimson", strokeDash=[2, 2])
-            .encode(
-                x="decided_at:T",
-                tooltip=[
-                    alt.Tooltip("decided_at:T", title="alert", format="%H:%M:%S"),
-                    "type:N",
-                    "severity:N",
-                    "bookmaker:N",
-                    "action:N",
-                    "decision_reason:N",
-                ],
-            )
+            {
+                "data": {"name": "alerts"},
+                "mark": {"type": "rule", "color": "crimson", "strokeDash": [2, 2]},
+                "encoding": {
+                    "x": {"field": "decided_at", "type": "temporal"},
+                    "tooltip": [
+                        {"field": "decided_at", "type": "temporal", "title": "alert", "format": "%H:%M:%S"},
+                        *({"field": f, "type": "nominal"} for f in ALERT_FIELDS),
+                    ],
+                },
+            }
         )
-    return alt.layer(*layers).properties(title=title, height=260)
+    return {"title": title, "height": 260, "datasets": datasets, "layer": layers}
 
 
 def event_page(event_id: str, event: pd.Series) -> None:
@@ -170,11 +178,8 @@ def event_page(event_id: str, event: pd.Series) -> None:
     if prices.empty:
         st.info("No book has an open price on this event right now (suspended, or every line is closed).")
         return
-    prices["line"] = prices["line"].map(views.number)
     market, period, line = pick_market(from_marts(views.event_markets, event_id), prices)
-    chosen = prices[
-        (prices["market"] == market) & (prices["period"] == period) & prices["line"].map(lambda v: v == line)
-    ]
+    chosen = views.market_rows(prices, market, period, line)
     outcomes = sorted(chosen["outcome"].unique(), key=views.outcome_rank)
     wanted = st.query_params.get("outcome")
     if wanted in outcomes:
@@ -194,8 +199,8 @@ def event_page(event_id: str, event: pd.Series) -> None:
     )
     for outcome in outcomes:
         fair_price = views.number(fair_by_outcome.get(outcome))
-        st.altair_chart(
-            movement_chart(
+        st.vega_lite_chart(
+            spec=movement_chart(
                 history[history["outcome"] == outcome],
                 fair_price,
                 markers[markers["outcome"].isna() | (markers["outcome"] == outcome)],

@@ -146,6 +146,12 @@ def main_market(prices: pd.DataFrame) -> tuple[str, str, float | None]:
     return str(market), str(period), None if line == "-" else float(line)
 
 
+def market_rows(frame: pd.DataFrame, market: str, period: str, line: float | None) -> pd.DataFrame:
+    """The rows of `frame` (columns market, period, line) on one market; a null line matches None."""
+    same_line = frame["line"].isna() if line is None else frame["line"].eq(line)
+    return frame[frame["market"].eq(market) & frame["period"].eq(period) & same_line]
+
+
 def fair_prices(
     reader: MartsReader, event_id: str, market: str, period: str, line: float | None
 ) -> pd.DataFrame:
@@ -177,12 +183,24 @@ def sharp_fair_price(
     return 1 / probability if probability else None
 
 
+# Points per book and outcome a line-movement chart draws at most: a series with more ticks is
+# thinned in SQL to the first, last, lowest and highest price of each of a quarter as many time
+# buckets, which keeps every move a chart this size can show.
+CHART_POINTS = 400
+
+
 def price_history(
-    reader: MartsReader, event_id: str, market: str, period: str, line: float | None
+    reader: MartsReader,
+    event_id: str,
+    market: str,
+    period: str,
+    line: float | None,
+    max_points: int = CHART_POINTS,
 ) -> pd.DataFrame:
     """Each book's price of each outcome of one market over time: the recent ticks published in
     fct_price_history, and every line held to the newest tick (a selection that did not move in
-    the window is flat from the window's start). Columns outcome, bookmaker, observed_at, price."""
+    the window is flat from the window's start); at most about `max_points` per book and outcome
+    (see CHART_POINTS). Columns outcome, bookmaker, observed_at, price."""
     return reader.query(
         f"""
         with selections as (
@@ -214,13 +232,51 @@ def price_history(
             select s.outcome, s.bookmaker, c.as_of as observed_at, s.current_price as price
             from selections s
             cross join clock c
+        ),
+        points as (
+            select * from ticks
+            union all select * from flat
+            union all select * from now_points
+        ),
+        series as (
+            select outcome, bookmaker, count(*) as points,
+                extract(epoch from min(observed_at)) as first_s,
+                extract(epoch from max(observed_at)) - extract(epoch from min(observed_at)) as span_s
+            from points
+            group by outcome, bookmaker
+        ),
+        bucketed as (
+            select p.outcome, p.bookmaker, p.observed_at, p.price, s.points,
+                floor(:buckets * (extract(epoch from p.observed_at) - s.first_s) / nullif(s.span_s, 0))
+                    as bucket
+            from points p
+            join series s on s.outcome = p.outcome and s.bookmaker = p.bookmaker
+        ),
+        ranked as (
+            select outcome, bookmaker, observed_at, price, points,
+                row_number() over (partition by outcome, bookmaker, bucket order by observed_at)
+                    as first_rank,
+                row_number() over (partition by outcome, bookmaker, bucket order by observed_at desc)
+                    as last_rank,
+                row_number() over (partition by outcome, bookmaker, bucket order by price, observed_at)
+                    as low_rank,
+                row_number() over (partition by outcome, bookmaker, bucket order by price desc, observed_at)
+                    as high_rank
+            from bucketed
         )
-        select * from ticks
-        union all select * from flat
-        union all select * from now_points
+        select outcome, bookmaker, observed_at, price
+        from ranked
+        where points <= :max_points or first_rank = 1 or last_rank = 1 or low_rank = 1 or high_rank = 1
         order by outcome, bookmaker, observed_at
         """,
-        {"e": event_id, "m": market, "p": period, **_line_param(line)},
+        {
+            "e": event_id,
+            "m": market,
+            "p": period,
+            "max_points": max_points,
+            "buckets": max(1, max_points // 4 - 1),
+            **_line_param(line),
+        },
     )
 
 
