@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import streamlit as st
 
+from dashboards.common import warm_up
+
 st.set_page_config(page_title="Oddly Odds", page_icon="📈", layout="wide")
 
 pages = {
@@ -28,3 +30,4 @@ pages = {
 }
 
 st.navigation(pages).run()
+warm_up()  # once per server process, after the first page has run

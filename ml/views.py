@@ -6,12 +6,15 @@ Drift is computed here with `ml.scoring.live_drift` on the app database, the sam
 data as the Dagster `feature_drift` check: reading that check's last evaluation would need the
 Dagster instance, which neither `oddly` nor `ml` imports.
 
-MLflow is only read: a store that does not exist yet is reported, never created.
+MLflow is only read: a store that does not exist yet is reported, never created. MLflow and the
+model code are imported on first use (seconds of imports an app without a store never needs), and
+`warm_up` does that and opens the store ahead of the first page that shows them.
 """
 
 from __future__ import annotations
 
 import math
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -19,8 +22,6 @@ from typing import TYPE_CHECKING
 import pandas as pd
 import sqlalchemy as sa
 
-from ml.registry import CHAMPION, MODEL_NAME, champion, load_champion
-from ml.scoring import live_drift
 from ml.tracking import EVALUATION_EXPERIMENT, EXPERIMENT_PREFIX, Tracking
 
 if TYPE_CHECKING:
@@ -43,8 +44,6 @@ class ModelsUnavailable(RuntimeError):
 
 def client(tracking: Tracking) -> MlflowClient:
     """A client of the store, which must exist already (an embedded store is never created here)."""
-    from mlflow.tracking import MlflowClient
-
     if tracking.uri.startswith("sqlite:///"):
         path = Path(tracking.uri.removeprefix("sqlite:///"))
         if not path.exists():
@@ -52,7 +51,29 @@ def client(tracking: Tracking) -> MlflowClient:
                 f"no MLflow store yet at {path}: train a model first (`oddly train`, or the Dagster "
                 "training job)"
             )
+    from mlflow.tracking import MlflowClient
+
     return MlflowClient(tracking_uri=tracking.uri, registry_uri=tracking.uri)
+
+
+def store_error(exc: BaseException) -> str | None:
+    """MLflow's message when `exc` is an MLflow error (the store did not answer), else None."""
+    if "mlflow" not in sys.modules:  # nothing of MLflow ran, so it cannot be MLflow's
+        return None
+    from mlflow.exceptions import MlflowException
+
+    return exc.message if isinstance(exc, MlflowException) else None
+
+
+def warm_up(tracking: Tracking) -> None:
+    """What the first read of the models costs a process, paid ahead: import MLflow and the model
+    code, open the store and read it once. Without a store, nothing. MLflow's process-wide URIs
+    are left alone (this may run in a background thread)."""
+    import ml.scoring  # noqa: F401 - the drift check's code
+
+    mlflow = client(tracking)
+    versions(mlflow)
+    runs(mlflow, max_results=1)
 
 
 def runs(mlflow: MlflowClient, max_results: int = 200) -> pd.DataFrame:
@@ -85,6 +106,8 @@ def runs(mlflow: MlflowClient, max_results: int = 200) -> pd.DataFrame:
 def versions(mlflow: MlflowClient) -> pd.DataFrame:
     """Every version of the registered model, newest first: its family, its held-out PR-AUC when
     it was last compared, whether it is the champion, and why it was (not) promoted."""
+    from ml.registry import MODEL_NAME, champion
+
     columns = ["version", "registered_at", "family", "champion", "heldout_pr_auc", "promotion", "run_id"]
     found = mlflow.search_model_versions(f"name = '{MODEL_NAME}'")
     current = champion(mlflow) if found else None
@@ -119,6 +142,9 @@ class DriftStatus:
 
 def drift(tracking: Tracking, app_engine: sa.Engine, hours: float = 24.0) -> DriftStatus:
     """The champion's feature drift over the last `hours` of sampled scored rows."""
+    from ml.registry import CHAMPION, load_champion
+    from ml.scoring import live_drift
+
     mlflow = client(tracking)  # raises before activate() could create a missing store
     tracking.activate()  # loading a `models:/` URI goes through this process's registry URI
     loaded = load_champion(mlflow)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from dashboards.common import explained, from_marts
+from dashboards.common import CLOCK_SECONDS, explained, from_marts
 from oddly.views import quality
 
 ALL_MARKETS = "All markets"
@@ -14,7 +14,7 @@ st.title("Bookmakers")
 
 st.subheader("Feed health")
 with explained():
-    health = from_marts(quality.feed_health)
+    health = from_marts(quality.feed_health, clock=CLOCK_SECONDS)  # a feed gone silent
     if health.empty:
         st.info(
             "No feed has run yet (or the published marts predate the feed summary). Start the "

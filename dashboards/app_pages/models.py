@@ -8,7 +8,6 @@ from contextlib import contextmanager
 
 import pandas as pd
 import streamlit as st
-from mlflow.exceptions import MlflowException
 
 from dashboards.common import app_db, explained, settings
 from ml import views
@@ -42,8 +41,11 @@ def mlflow_explained() -> Iterator[None]:
             yield
     except views.ModelsUnavailable as exc:
         st.info(str(exc))
-    except MlflowException as exc:
-        st.warning(f"The MLflow store did not answer ({exc.message}). Is it running? Try again shortly.")
+    except Exception as exc:
+        message = views.store_error(exc)
+        if message is None:
+            raise
+        st.warning(f"The MLflow store did not answer ({message}). Is it running? Try again shortly.")
 
 
 st.title("Models")

@@ -9,7 +9,7 @@ from urllib.parse import urlencode
 import pandas as pd
 import streamlit as st
 
-from dashboards.common import QUERY_TTL, app_db, explained, freshness_note, from_marts
+from dashboards.common import CLOCK_SECONDS, QUERY_TTL, app_db, explained, freshness_note, from_marts
 from oddly.views import market as views
 
 TYPE_NAMES = {
@@ -108,7 +108,7 @@ def preset_controls(filters: views.ScannerFilters) -> None:
 @st.fragment(run_every=QUERY_TTL)
 def opportunities(filters: views.ScannerFilters) -> None:
     with explained():
-        table = from_marts(views.scanner, filters)
+        table = from_marts(views.scanner, filters, clock=CLOCK_SECONDS)  # minutes to kick-off
         freshness_note(from_marts(views.newest_price_at)["at"].iloc[0])
         if table.empty:
             st.info(

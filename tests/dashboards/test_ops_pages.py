@@ -3,6 +3,7 @@ shows the seeded rows, narrows its table with a filter, and explains an empty or
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -331,6 +332,29 @@ def test_models_without_a_store_or_champion_explain(
     no_errors(app)
     info = texts(app, "info")
     assert any("No champion model yet" in t for t in info) and any("No training run yet" in t for t in info)
+
+
+def test_the_warm_up_reads_the_store_and_leaves_mlflow_pointed_where_it_was(
+    models_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """It runs in a background thread of the app: it must not point the process's MLflow elsewhere."""
+    import mlflow
+
+    from ml import views
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "sqlite:///elsewhere.db")
+    before = mlflow.get_tracking_uri()
+    views.warm_up(Tracking.from_settings(Settings(home=models_home)))
+    assert mlflow.get_tracking_uri() == before
+    assert os.environ["MLFLOW_TRACKING_URI"] == "sqlite:///elsewhere.db"
+
+
+def test_the_warm_up_never_creates_a_store(tmp_path: Path) -> None:
+    from ml import views
+
+    with pytest.raises(views.ModelsUnavailable, match="no MLflow store yet"):
+        views.warm_up(Tracking.from_settings(Settings(home=tmp_path)))
+    assert not (tmp_path / "mlflow.db").exists()
 
 
 # --- rules ---------------------------------------------------------------------------------------
