@@ -44,7 +44,6 @@ import sqlalchemy as sa
 import yaml
 
 from oddly.config import REPO_ROOT, Settings, get_settings
-from oddly.dagster_home import write_dagster_yaml
 from oddly.ports import free_port
 
 TARGET_P95_SECONDS = 10.0
@@ -158,13 +157,7 @@ def running_stack(home: Path, interval: float, events: int, ready_timeout: float
     """The demo's services on free ports under `home` (their output in `home`/stack.log), stopped
     on the way out, also on Ctrl-C or SIGTERM."""
     from oddly.dagster_home import password_env
-    from oddly.demo import (
-        interrupt_on_sigterm,
-        services,
-        start_service,
-        stop_services,
-        subscribe_demo_chat,
-    )
+    from oddly.demo import interrupt_on_sigterm, prepare_stores, services, start_service, stop_services
 
     for name in OWN_ENV:
         os.environ.pop(name, None)
@@ -180,8 +173,7 @@ def running_stack(home: Path, interval: float, events: int, ready_timeout: float
     )
     settings = get_settings()
     os.environ.update(password_env(settings.dagster_pg_url))  # this process reads the runs too
-    write_dagster_yaml(settings)
-    subscribe_demo_chat(settings)
+    prepare_stores(settings)
     follow_sharp_drops(settings)
     stack = services(settings, free_port())
     for service in stack:

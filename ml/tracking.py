@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from oddly.config import Settings
+from oddly.pg_schema import ensure_schema
 
 if TYPE_CHECKING:
     from mlflow.tracking import MlflowClient
@@ -45,6 +46,7 @@ class Tracking:
 
         if self.uri.startswith("sqlite:///"):
             Path(self.uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        ensure_schema(self.uri)  # server mode: MLflow's own schema of the one database
         self.artifact_root.mkdir(parents=True, exist_ok=True)
         os.environ["MLFLOW_TRACKING_URI"] = self.uri
         os.environ["MLFLOW_REGISTRY_URI"] = self.uri

@@ -19,6 +19,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from oddly.config import Settings, with_psycopg_driver
+from oddly.pg_schema import ensure_schema
 
 metadata = sa.MetaData()
 
@@ -44,8 +45,11 @@ def open_app_db(url_or_settings: str | Settings) -> sa.Engine:
     """The app database with all its tables created (safe to call on every start)."""
     url = url_or_settings if isinstance(url_or_settings, str) else url_or_settings.resolved_app_database_url
     _register_tables()
+    ensure_schema(url)  # server mode: the app's own schema of the one database
     engine = make_engine(url)
     with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":  # processes starting together: their DDL one at a time
+            conn.execute(sa.text("select pg_advisory_xact_lock(hashtext('oddly.app.schema'))"))
         metadata.create_all(conn)
     return engine
 

@@ -10,8 +10,18 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from oddly.pg_schema import in_schema
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SHIPPED_CONFIG = REPO_ROOT / "config"
@@ -101,6 +111,12 @@ class Settings(BaseSettings):
         default_factory=lambda data: edited_or_shipped(data["home"], RULES_FILE),
         description="detector thresholds (oddly.detect.rules); the app's saved version when there is one",
     )
+    database_url: str | None = Field(
+        default=None,
+        description="one PostgreSQL database for every store (server mode): the warehouse, and the app "
+        "database, Dagster and MLflow each in its own schema (app, dagster, mlflow); a store's own URL "
+        "below overrides it",
+    )
     warehouse_url: str | None = Field(default=None, description="PostgreSQL URL; DuckDB file when unset")
     dagster_pg_url: str | None = Field(default=None, description="dagster-postgres instance storage")
     mlflow_tracking_uri: str | None = Field(
@@ -159,6 +175,16 @@ class Settings(BaseSettings):
         if bad:
             raise ValueError(f"chat ids are whole numbers separated by commas; not one: {', '.join(bad)}")
         return [int(part) for part in ids]
+
+    @model_validator(mode="after")
+    def _one_database(self) -> Settings:
+        """With ODDLY_DATABASE_URL, every store not given its own URL lives in that database."""
+        if self.database_url:
+            self.warehouse_url = self.warehouse_url or self.database_url
+            self.app_database_url = self.app_database_url or in_schema(self.database_url, "app")
+            self.dagster_pg_url = self.dagster_pg_url or in_schema(self.database_url, "dagster")
+            self.mlflow_tracking_uri = self.mlflow_tracking_uri or in_schema(self.database_url, "mlflow")
+        return self
 
     @property
     def duckdb_path(self) -> Path:

@@ -14,6 +14,7 @@ import click
 import yaml
 
 from oddly.config import Settings, get_settings
+from oddly.pg_schema import ensure_schema
 
 # Ingestion assets that write the warehouse share this pool; DuckDB takes one writer at a time.
 WAREHOUSE_WRITER_POOL = "warehouse_writer"
@@ -56,8 +57,11 @@ def password_env(url: str | None) -> dict[str, str]:
 
 
 def write_dagster_yaml(settings: Settings) -> Path:
-    """Create `$DAGSTER_HOME` and its dagster.yaml; returns the file."""
+    """Create `$DAGSTER_HOME` and its dagster.yaml (and, in server mode, Dagster's schema); returns
+    the file."""
     settings.dagster_home.mkdir(parents=True, exist_ok=True)
+    if settings.dagster_pg_url:
+        ensure_schema(settings.dagster_pg_url)
     path = settings.dagster_home / "dagster.yaml"
     path.write_text(
         "# Written by `oddly dagster-home` from ODDLY_* settings; edits are overwritten.\n"

@@ -17,6 +17,7 @@ import httpx
 
 from oddly.config import REPO_ROOT, Settings, get_settings
 from oddly.dagster_home import password_env, write_dagster_yaml
+from oddly.pg_schema import ensure_schema
 
 # The chat the demo subscribes when it runs the fake Bot API, so alerts arrive on its page.
 DEMO_CHAT_ID = 1
@@ -71,6 +72,17 @@ def subscribe_demo_chat(settings: Settings) -> None:
                 register_chat(conn, DEMO_CHAT_ID, now_utc())
     finally:
         engine.dispose()
+
+
+def prepare_stores(settings: Settings) -> None:
+    """Before any service starts: the home, Dagster's instance settings and, in server mode, each
+    store's schema (a service that finds its schema missing fails: `mlflow server` does); without a
+    bot token, the demo chat that alerts go to."""
+    settings.home.mkdir(parents=True, exist_ok=True)
+    write_dagster_yaml(settings)
+    ensure_schema(settings.resolved_mlflow_tracking_uri)
+    if telegram_env(settings):
+        subscribe_demo_chat(settings)
 
 
 def services(settings: Settings, dagster_port: int) -> list[Service]:
@@ -225,10 +237,7 @@ def demo(dagster_port: int, ready_timeout: float) -> None:
     the MLflow UI, the Telegram sender and bot — against a fake Bot API with its own page when no
     ODDLY_TELEGRAM_BOT_TOKEN is set."""
     settings = get_settings()
-    settings.home.mkdir(parents=True, exist_ok=True)
-    write_dagster_yaml(settings)
-    if telegram_env(settings):
-        subscribe_demo_chat(settings)
+    prepare_stores(settings)
     running: list[Service] = []
     signal.signal(signal.SIGTERM, interrupt_on_sigterm)
     try:

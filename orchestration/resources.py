@@ -56,10 +56,12 @@ class MlflowResource(dg.ConfigurableResource):  # type: ignore[type-arg]
 
 
 def resources_for(deployment: str) -> dict[str, object]:
-    """Resources by deployment: `embedded` (DuckDB) or `server` (ODDLY_WAREHOUSE_URL)."""
+    """Resources by deployment: `embedded` (DuckDB) or `server` (PostgreSQL)."""
+    # Both read the URL from settings when used (ODDLY_WAREHOUSE_URL or ODDLY_DATABASE_URL), so no
+    # connection string is written into the definitions Dagster stores.
     by_deployment: dict[str, dict[str, object]] = {
         "embedded": {"warehouse": WarehouseResource()},
-        "server": {"warehouse": WarehouseResource(url=dg.EnvVar("ODDLY_WAREHOUSE_URL"))},
+        "server": {"warehouse": WarehouseResource()},
     }
     return {
         **by_deployment[deployment],

@@ -130,6 +130,10 @@ class Warehouse:
         if self._schema_ready:
             return
         with self.begin() as conn:
+            if self.dialect == "postgresql":
+                # several processes (and the code server's sensors) may start at once on a new
+                # database: one at a time, or their DDL deadlocks
+                conn.execute(sa.text("select pg_advisory_xact_lock(hashtext('oddly.raw.schema'))"))
             conn.execute(sa.text(f"create schema if not exists {schema.RAW_SCHEMA}"))
             schema.metadata.create_all(conn)
             for table, column, sql_type in schema.ADDED_COLUMNS:
