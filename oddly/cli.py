@@ -18,6 +18,8 @@ COMMANDS = {
     "import": "oddly.importers.cli:import_group",
     "simulate": "oddly.simulator.cli:simulate",
     "scan": "oddly.scan:scan",
+    "record": "oddly.record:record_command",
+    "replay": "oddly.replay:replay_command",
     "bench": "benchmarks.cli:bench",
     "dagster-home": "oddly.dagster_home:dagster_home_command",
     "train": "ml.cli:train",
@@ -25,6 +27,7 @@ COMMANDS = {
     "send": "oddly.telegram.cli:send",
     "fake-telegram": "oddly.telegram.cli:fake_telegram",
     "bot": "oddly.telegram.bot:bot",
+    "status": "ml.status:status",
 }
 
 
