@@ -13,7 +13,7 @@ import logging
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -133,6 +133,11 @@ async def fetch_feed(feed: FeedConfig) -> FetchOutcome:
     return outcome
 
 
+# What a run's rows pass through last before they are written (a replay leaves out what the
+# warehouse already holds newer).
+RowsFilter = Callable[[pa.Table], pa.Table]
+
+
 def process_fetched(
     feed: FeedConfig,
     warehouse: Warehouse,
@@ -140,11 +145,46 @@ def process_fetched(
     outcome: FetchOutcome | BaseException,
     *,
     rules: Rules | None = None,
+    clock: Callable[[], datetime] = now_utc,
+    before_write: RowsFilter | None = None,
 ) -> IngestReport:
     """Parse, validate and write what a fetch returned (or log why it returned nothing); with
-    `rules`, then run the fast detectors on the ticks written (see `oddly.detect.pipeline`)."""
+    `rules`, then run the fast detectors on the ticks written (see `oddly.detect.pipeline`).
+    `clock` stamps the run's end (a replay passes the recorded time); `before_write` sees the
+    validated rows last."""
     with gc_paused():
-        return _process(feed, warehouse, report, outcome, rules)
+        return _process(feed, warehouse, report, outcome, rules, clock, before_write)
+
+
+def process_parsed(
+    feed: FeedConfig,
+    warehouse: Warehouse,
+    report: IngestReport,
+    parsed: ParseResult,
+    observed_at: datetime,
+    *,
+    problems: Sequence[str] = (),
+    rules: Rules | None = None,
+    clock: Callable[[], datetime] = now_utc,
+    before_write: RowsFilter | None = None,
+) -> IngestReport:
+    """Validate and write rows already parsed (a replayed Betfair stream's updates), observed at
+    `observed_at`, as `process_fetched` does after parsing; of several rows of one selection the
+    last is kept. `problems` are the cycle's own, in words."""
+    with gc_paused():
+        return _ingest_parsed(
+            feed,
+            warehouse,
+            report,
+            parsed,
+            observed_at,
+            list(problems),
+            several=True,
+            started=time.perf_counter(),
+            rules=rules,
+            clock=clock,
+            before_write=before_write,
+        )
 
 
 def _process(
@@ -153,6 +193,8 @@ def _process(
     report: IngestReport,
     outcome: FetchOutcome | BaseException,
     rules: Rules | None = None,
+    clock: Callable[[], datetime] = now_utc,
+    before_write: RowsFilter | None = None,
 ) -> IngestReport:
     if isinstance(outcome, BaseException):
         report.status = "failed"
@@ -161,7 +203,7 @@ def _process(
             f"next try in {feed.interval_seconds:g} s"
         )
         report.http_outcome = _words(outcome)
-        return _finish(warehouse, report)
+        return _finish(warehouse, report, clock=clock)
 
     report.requests = outcome.requests
     report.http_outcome = _http_outcome(outcome)
@@ -176,20 +218,48 @@ def _process(
             # Nothing usable in the whole payload: a feed problem, not just a bad record.
             unreadable.append(f"{payload.kind or 'response'} unreadable ({one.rejects[0].reason})")
         parsed.extend(one)
+    observed_at = max((p.received_at for p in outcome.payloads), default=report.started_at)
+    return _ingest_parsed(
+        feed,
+        warehouse,
+        report,
+        parsed,
+        observed_at,
+        outcome.errors + unreadable,
+        several=len(outcome.payloads) > 1,
+        started=t0,
+        rules=rules,
+        clock=clock,
+        before_write=before_write,
+    )
+
+
+def _ingest_parsed(
+    feed: FeedConfig,
+    warehouse: Warehouse,
+    report: IngestReport,
+    parsed: ParseResult,
+    observed_at: datetime,
+    problems: list[str],
+    *,
+    several: bool,
+    started: float,
+    rules: Rules | None,
+    clock: Callable[[], datetime],
+    before_write: RowsFilter | None,
+) -> IngestReport:
     for reject in parsed.rejects:
         reject.bookmaker = reject.bookmaker or feed.bookmaker
     report.prices_seen = len(parsed.rows)
     report.unmapped = sum(parsed.unmapped.values())
     report.unmapped_codes = dict(parsed.unmapped)
-    observed_at = max((p.received_at for p in outcome.payloads), default=report.started_at)
     validated = validate_batch(parsed.rows.to_table(observed_at, report.feed_run_id), parsed.rows)
-    if len(outcome.payloads) > 1:
+    if several:
         validated.table = latest_per_selection(validated.table)
     rejects = parsed.rejects + validated.rejects
     report.rejected = len(rejects)
-    report.parse_seconds = time.perf_counter() - t0
+    report.parse_seconds = time.perf_counter() - started
 
-    problems = outcome.errors + unreadable
     records = report.prices_seen + len(parsed.rejects)
     if not problems and rejects and len(rejects) > REJECT_SHARE_ALARM * records:
         top = Counter(_reason_kind(r.reason) for r in rejects).most_common(3)
@@ -202,7 +272,8 @@ def _process(
         shown = "; ".join(problems[:3]) + (f"; and {len(problems) - 3} more" if len(problems) > 3 else "")
         tail = "keeping last prices" if report.status == "failed" else "the rest was ingested"
         report.error = f"feed {feed.name}: {shown}; {tail}"
-    return _finish(warehouse, report, validated.table, rejects, rules)
+    table = validated.table if before_write is None else before_write(validated.table)
+    return _finish(warehouse, report, table, rejects, rules, clock)
 
 
 @contextmanager
@@ -231,8 +302,9 @@ def _finish(
     table: pa.Table | None = None,
     rejects: list[Reject] | None = None,
     rules: Rules | None = None,
+    clock: Callable[[], datetime] = now_utc,
 ) -> IngestReport:
-    report.finished_at = now_utc()
+    report.finished_at = clock()
     record = report.to_record()
     rows = PRICE_SCHEMA.empty_table() if table is None else table
     if rules is None:
@@ -273,8 +345,10 @@ def _words(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
 
 
-def start_report(feed: FeedConfig, feed_run_id: str | None = None) -> IngestReport:
-    now = now_utc()
+def start_report(
+    feed: FeedConfig, feed_run_id: str | None = None, *, started_at: datetime | None = None
+) -> IngestReport:
+    now = started_at or now_utc()
     return IngestReport(
         feed=feed.name,
         bookmaker=feed.bookmaker,

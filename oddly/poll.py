@@ -12,12 +12,13 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 
 import sqlalchemy as sa
 
 from oddly.alerts.run import AlertSummary, alert_fast_path
 from oddly.config import FeedConfig, Settings
-from oddly.detect.rules import rules_for_ingestion
+from oddly.detect.rules import Rules, rules_for_ingestion
 from oddly.ingest import IngestReport, ingest_feed
 from oddly.model import now_utc
 from oddly.warehouse.store import Warehouse
@@ -66,6 +67,20 @@ def poll_feed(
     rules, rules_problem = rules_for_ingestion(settings.rules_file)
     report = ingest_feed(feed, warehouse, feed_run_id=feed_run_id, rules=rules)
     report.detection_error = report.detection_error or rules_problem
+    return decide_poll(report, warehouse, settings, open_app_db, rules, now=now_utc())
+
+
+def decide_poll(
+    report: IngestReport,
+    warehouse: Warehouse,
+    settings: Settings,
+    open_app_db: Callable[[], sa.Engine],
+    rules: Rules | None,
+    *,
+    now: datetime,
+) -> PollReport:
+    """The alerting half of a poll: decide the detections of an ingestion just written, as of
+    `now` (the wall clock live; the recorded time in a replay, so cooldowns and age caps hold)."""
     t0 = time.perf_counter()
     alerts, alert_error = alert_fast_path(
         open_app_db,
@@ -74,6 +89,6 @@ def poll_feed(
         app_url=settings.app_url,
         warehouse=warehouse,
         sharp_books=rules.sharp_books if rules else (),
-        now=now_utc(),
+        now=now,
     )
     return PollReport(report, alerts, alert_error, time.perf_counter() - t0)
