@@ -24,6 +24,7 @@ COMMANDS = {
     "dagster-home": "oddly.dagster_home:dagster_home_command",
     "train": "ml.cli:train",
     "evaluate": "ml.cli:evaluate",
+    "backtest": "ml.backtest_cli:backtest",
     "send": "oddly.telegram.cli:send",
     "fake-telegram": "oddly.telegram.cli:fake_telegram",
     "bot": "oddly.telegram.bot:bot",
