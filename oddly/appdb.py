@@ -57,6 +57,7 @@ def open_app_db(url_or_settings: str | Settings) -> sa.Engine:
 def _register_tables() -> None:
     """Import the modules that define the app tables, so `metadata` knows them all."""
     from oddly.alerts import audit, outbox, subscriptions  # noqa: F401
+    from oddly.grading import store  # noqa: F401
 
 
 def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
