@@ -107,9 +107,14 @@ def read_events(
 
 
 def _events_table(events: pd.DataFrame) -> pa.Table:
-    frame = events[["bookmaker", "source_event_id", "canonical_event_id", "kick_off"]].copy()
-    frame["kick_off"] = pd.to_datetime(frame["kick_off"], utc=True)
-    return pa.Table.from_pandas(frame, schema=_EVENTS_SCHEMA, preserve_index=False)
+    kick_off = pd.to_datetime(events["kick_off"], utc=True).dt.tz_convert(None).to_numpy()
+    columns = {
+        name: pa.array(events[name].astype(str).tolist(), pa.string()) for name in _EVENTS_SCHEMA.names[:3]
+    }
+    columns["kick_off"] = (
+        pa.array(kick_off).cast(pa.timestamp("us")).cast(_EVENTS_SCHEMA.field("kick_off").type)
+    )
+    return pa.table(columns, schema=_EVENTS_SCHEMA)
 
 
 def read_ticks(
