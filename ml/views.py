@@ -69,9 +69,9 @@ def warm_up(tracking: Tracking) -> None:
     """What the first read of the models costs a process, paid ahead: import MLflow and the model
     code, open the store and read it once. Without a store, nothing. MLflow's process-wide URIs
     are left alone (this may run in a background thread)."""
+    mlflow = client(tracking)
     import ml.scoring  # noqa: F401 - the drift check's code
 
-    mlflow = client(tracking)
     versions(mlflow)
     runs(mlflow, max_results=1)
 
@@ -142,10 +142,10 @@ class DriftStatus:
 
 def drift(tracking: Tracking, app_engine: sa.Engine, hours: float = 24.0) -> DriftStatus:
     """The champion's feature drift over the last `hours` of sampled scored rows."""
+    mlflow = client(tracking)  # raises before activate() could create a missing store
     from ml.registry import CHAMPION, load_champion
     from ml.scoring import live_drift
 
-    mlflow = client(tracking)  # raises before activate() could create a missing store
     tracking.activate()  # loading a `models:/` URI goes through this process's registry URI
     loaded = load_champion(mlflow)
     if loaded is None:
