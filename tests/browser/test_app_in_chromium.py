@@ -14,7 +14,18 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.dashboard import APP, chromium, chromium_paths, load_page, page_urls, serve_app
+from benchmarks.dashboard import (
+    APP,
+    chromium,
+    chromium_paths,
+    load_page,
+    nav_link,
+    navigate,
+    page_titles,
+    page_urls,
+    picker_option,
+    serve_app,
+)
 from tests.dashboards.conftest import MarketHome, market_home  # noqa: F401 - the session fixture
 
 pytestmark = pytest.mark.slow
@@ -71,6 +82,40 @@ def test_every_page_renders_its_data_without_an_error(
             driver.quit()
     for folder in shots:
         assert sorted(p.stem for p in folder.glob("*.png")) == sorted(pages)
+
+
+def test_the_app_s_navigation_renders_every_page_in_the_open_app(
+    market_home: MarketHome,  # noqa: F811 - the imported fixture
+    tmp_path: Path,
+) -> None:
+    """In-app navigation, as `oddly bench dashboard` times it: each sidebar link in one session
+    renders its page, and the Event page's picker then opens the chosen event with its charts."""
+    paths = chromium_paths()
+    if paths is None:
+        pytest.skip("Debian's chromium and chromedriver are not installed (`.ci/run` installs them)")
+    from selenium.webdriver.common.by import By
+
+    titles = page_titles()
+    assert set(titles) == set(EXPECTED)
+    with serve_app(market_home.home, tmp_path / "streamlit.log") as base:
+        driver = chromium(paths)
+        try:
+            assert load_page(driver, f"{base}/", timeout=60).seconds is not None
+            for page in [*list(titles)[1:], *list(titles)[:1]]:  # from the default page, back to it
+                shown = navigate(driver, nav_link(driver, titles[page]), titles[page], timeout=60)
+                assert shown.seconds is not None, f"{page}: not rendered in 60 s"
+                assert not [p for p in shown.problems if p[0] != "warning"], (page, shown.problems)
+                assert driver.find_element(By.CSS_SELECTOR, '[data-testid="stMain"] h1').text == titles[page]
+                if page == "event":
+                    picked = navigate(
+                        driver, picker_option(driver, "Manchester United v Tottenham"), "Event", timeout=60
+                    )
+                    assert picked.seconds is not None, "the picked event did not render in 60 s"
+                    heading = driver.find_element(By.CSS_SELECTOR, '[data-testid="stMain"] h2').text
+                    assert heading == "Manchester United v Tottenham Hotspur"
+                    assert len(driver.find_elements(By.CSS_SELECTOR, '[data-testid="stVegaLiteChart"]')) == 3
+        finally:
+            driver.quit()
 
 
 def test_a_deep_link_opened_first_gets_the_app_s_navigation(
