@@ -169,6 +169,8 @@ def running_stack(home: Path, interval: float, events: int, ready_timeout: float
             "ODDLY_MLFLOW_PORT": str(free_port()),
             "ODDLY_FAKE_TELEGRAM_PORT": str(free_port()),
             "ODDLY_STREAMLIT_PORT": str(free_port()),
+            "ODDLY_METRICS_PORT": str(free_port()),
+            "ODDLY_SENDER_METRICS_PORT": str(free_port()),
         }
     )
     settings = get_settings()

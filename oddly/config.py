@@ -129,6 +129,12 @@ class Settings(BaseSettings):
         description="the marts sensor runs the current-state marts' dbt data tests at most this often "
         "(0: every cycle); the models run every cycle",
     )
+    metrics_port: int = Field(
+        default=9464, ge=0, le=65535, description="Prometheus /metrics of the Dagster code server (0: off)"
+    )
+    sender_metrics_port: int = Field(
+        default=9465, ge=0, le=65535, description="Prometheus /metrics of `oddly send` (0: off)"
+    )
     simulator_host: str = "127.0.0.1"
     simulator_port: int = 8765
     mlflow_port: int = Field(default=5000, description="where `oddly demo` serves the MLflow UI")

@@ -248,6 +248,12 @@ def demo(dagster_port: int, ready_timeout: float) -> None:
         for service in running:
             click.echo(f"  {service.name:<10} {service.url}")
         click.echo(f"  warehouse  {settings.resolved_warehouse_url}")
+        if settings.metrics_port:
+            click.echo(
+                f"  metrics    http://127.0.0.1:{settings.metrics_port}/metrics (code server, once it polls)"
+            )
+        if settings.sender_metrics_port:
+            click.echo(f"  metrics    http://127.0.0.1:{settings.sender_metrics_port}/metrics (sender)")
         click.echo(
             "The feed sensors poll every feed by its interval, the marts sensor refreshes the marts after "
             "them; see the Dagster UI (Automation and Assets)."

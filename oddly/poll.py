@@ -16,6 +16,7 @@ from datetime import datetime
 
 import sqlalchemy as sa
 
+from oddly import metrics
 from oddly.alerts.run import AlertSummary, alert_fast_path
 from oddly.config import FeedConfig, Settings
 from oddly.detect.rules import Rules, rules_for_ingestion
@@ -91,4 +92,6 @@ def decide_poll(
         sharp_books=rules.sharp_books if rules else (),
         now=now,
     )
-    return PollReport(report, alerts, alert_error, time.perf_counter() - t0)
+    poll = PollReport(report, alerts, alert_error, time.perf_counter() - t0)
+    metrics.record_poll(report, (report.finished_at - report.started_at).total_seconds() + poll.alert_seconds)
+    return poll

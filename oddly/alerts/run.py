@@ -20,6 +20,7 @@ from typing import Any
 import pandas as pd
 import sqlalchemy as sa
 
+from oddly import metrics
 from oddly.alerts import audit
 from oddly.alerts.alert import Alert
 from oddly.alerts.context import SelectionContext, SelectionRef, enrich
@@ -159,6 +160,7 @@ def run_alerts(
         context = enrich(parsed, warehouse, marts)
         charts = prerender_charts(engine, parsed, policy, now, context, warehouse, sharp_books)
         decisions = decide_and_queue(engine, parsed, policy, now, renderer(app_url, charts), context=context)
+        metrics.record_decisions(decisions, now)
     digests = flush_digests(engine, now, partial(render_digest, app_url=app_url))
     return AlertSummary(
         decisions=len(decisions),

@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 
 import click
 
+from oddly import metrics
 from oddly.config import get_settings
 
 
@@ -42,6 +43,10 @@ def send(once: bool, poll_seconds: float, reclaim_after: float | None, verbose: 
     outbox = Outbox(open_app_db(settings), sending_timeout=reclaim)
     where = settings.telegram_api_url or "Telegram"
     click.echo(f"oddly send: delivering the outbox to {where}{' (once)' if once else ''}", err=True)
+    if not once and metrics.serve(settings.sender_metrics_port):
+        click.echo(
+            f"oddly send: metrics at http://127.0.0.1:{settings.sender_metrics_port}/metrics", err=True
+        )
 
     async def main() -> None:
         stop = asyncio.Event()

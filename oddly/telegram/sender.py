@@ -45,6 +45,8 @@ from telegram.ext import AIORateLimiter, ExtBot
 from telegram.request import HTTPXRequest
 from telegram.warnings import PTBDeprecationWarning
 
+from oddly import metrics
+
 if TYPE_CHECKING:
     from oddly.config import Settings
 
@@ -319,6 +321,7 @@ class Sender:
         await self._record(self.outbox.mark_sent, row.id, message.message_id, datetime.now(UTC))
         chat.not_before = time.monotonic() + self.config.per_chat_interval
         self.stats.sent += 1
+        metrics.DELIVERIES.labels("sent").inc()
         log.info("outbox %s (alert %s) sent to chat %s", row.id, row.alert_id, row.chat_id)
 
     async def _failed(self, row: OutboxRow, chat: _Chat, exc: TelegramError) -> None:
@@ -331,6 +334,7 @@ class Sender:
             error = f"Telegram flood control (429): retry after {wait:g} s"
             await self._record(self.outbox.mark_retry, row.id, error, now + timedelta(seconds=wait))
             self.stats.retried += 1
+            metrics.DELIVERIES.labels("retried").inc()
             log.warning("outbox %s to chat %s: %s; pausing this chat only", row.id, row.chat_id, error)
         elif isinstance(exc, InvalidToken):
             await self._record(self.outbox.mark_retry, row.id, f"token rejected: {text}", now)
@@ -342,6 +346,7 @@ class Sender:
             reason = f"Telegram refused it for good ({type(exc).__name__}: {text})"
             await self._record(self.outbox.mark_dead, row.id, reason)
             self.stats.dead += 1
+            metrics.DELIVERIES.labels("dead").inc()
             log.warning(
                 "outbox %s (alert %s) to chat %s is dead: %s; fix or remove that chat's subscription",
                 row.id,
@@ -354,6 +359,7 @@ class Sender:
             error = f"{type(exc).__name__}: {text}"
             await self._record(self.outbox.mark_retry, row.id, error, now + timedelta(seconds=delay))
             self.stats.retried += 1
+            metrics.DELIVERIES.labels("retried").inc()
             log.warning(
                 "outbox %s to chat %s: %s (attempt %d); next try in %g s",
                 row.id,

@@ -15,6 +15,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
+from oddly import metrics
 from oddly.config import Settings
 from oddly.matching.run import MatchReport, MatchState, refresh_event_map
 from oddly.warehouse.dbt_runner import DbtOutcome, WarmDbt
@@ -84,6 +85,9 @@ def run_marts_cycle(
         snapshot = held.publish() if models.success else None
         checks = dbt.invoke(CYCLE_CHECKS) if run_checks and models.success else None
         held_seconds = time.perf_counter() - held_at
-    return MartsCycle(
+    cycle = MartsCycle(
         matched, models, checks, snapshot, held_seconds, time.perf_counter() - t0, match_seconds
     )
+    metrics.MARTS_CYCLES.labels("ok" if cycle.success else "failed").inc()
+    metrics.MARTS_CYCLE_SECONDS.observe(cycle.seconds)
+    return cycle

@@ -20,7 +20,7 @@ from oddly.config import FeedConfig, get_settings
 from oddly.poll import poll_feed
 from orchestration.ingestion.assets import feed_asset_key, poll_metadata
 from orchestration.resources import AppDatabaseResource, WarehouseResource
-from orchestration.runs import EVERY_LOOP_SECONDS
+from orchestration.runs import EVERY_LOOP_SECONDS, serve_metrics
 
 log = logging.getLogger(__name__)
 # A pass of the daemon's loop this much before the interval is up still polls: the loop comes every
@@ -61,6 +61,7 @@ def build_feed_sensor(feed: FeedConfig) -> dg.SensorDefinition:
     def poll(
         context: dg.SensorEvaluationContext, warehouse: WarehouseResource, app_db: AppDatabaseResource
     ) -> dg.SensorResult | dg.SkipReason:
+        serve_metrics()
         cursor = PollCursor.parse(context.cursor)
         now = time.time()
         wait = cursor.started + feed.interval_seconds - EARLY_SECONDS - now

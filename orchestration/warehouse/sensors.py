@@ -26,7 +26,7 @@ from oddly.warehouse.cycle import run_marts_cycle
 from orchestration.alerts.assets import ALERTS_KEY, decide_alerts
 from orchestration.ml.assets import SCORES_KEY, score_fresh_rows
 from orchestration.resources import AppDatabaseResource, MlflowResource, WarehouseResource
-from orchestration.runs import IN_FLIGHT, MIN_INTERVAL_SECONDS
+from orchestration.runs import IN_FLIGHT, MIN_INTERVAL_SECONDS, serve_metrics
 from orchestration.warehouse.assets import (
     EVENT_MAP_KEY,
     ODDS_TICKS_KEY,
@@ -84,6 +84,7 @@ def build_marts_sensor(
         app_db: AppDatabaseResource,
         mlflow: MlflowResource,
     ) -> dg.SensorResult | dg.SkipReason:
+        serve_metrics()
         if context.instance.get_runs_count(dg.RunsFilter(job_name=job.name, statuses=IN_FLIGHT)):
             return dg.SkipReason("a refresh_marts run is queued or running; the next cycle takes in the rest")
         cursor = MartsCursor.parse(context.cursor)

@@ -61,7 +61,7 @@ def test_demo_runs_the_platform_and_the_sensors_ingest_every_feed_and_refresh_th
     tmp_path: Path, mode: str | None
 ) -> None:
     sim_port, dagster_port, mlflow_port, telegram_port = free_port(), free_port(), free_port(), free_port()
-    streamlit_port = free_port()
+    streamlit_port, metrics_port, sender_metrics_port = free_port(), free_port(), free_port()
     env = {
         **os.environ,
         "ODDLY_HOME": str(tmp_path),
@@ -70,6 +70,8 @@ def test_demo_runs_the_platform_and_the_sensors_ingest_every_feed_and_refresh_th
         "ODDLY_FAKE_TELEGRAM_PORT": str(telegram_port),
         "ODDLY_STREAMLIT_PORT": str(streamlit_port),
         "ODDLY_APP_URL": f"http://127.0.0.1:{streamlit_port}",
+        "ODDLY_METRICS_PORT": str(metrics_port),
+        "ODDLY_SENDER_METRICS_PORT": str(sender_metrics_port),
     }
     for name in (
         "ODDLY_DATABASE_URL",
@@ -127,6 +129,12 @@ def test_demo_runs_the_platform_and_the_sensors_ingest_every_feed_and_refresh_th
         assert {str(m["chat_id"]) for m in messages} == {"1"}
         page = httpx.get(fake_telegram, timeout=10).text  # its page lists what it received
         assert "Fake Telegram" in page and "Open the event in Oddly Odds" in page
+        # Prometheus: the code server counts its polls and ticks, the sender its deliveries
+        scraped = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10).text
+        assert 'oddly_polls_total{feed="sim_pinnacle",status="ok"}' in scraped
+        assert "oddly_marts_cycles_total" in scraped and "oddly_tick_to_alert_seconds_bucket" in scraped
+        sender_scraped = httpx.get(f"http://127.0.0.1:{sender_metrics_port}/metrics", timeout=10).text
+        assert 'oddly_telegram_deliveries_total{outcome="sent"}' in sender_scraped
         stores = {"warehouse.duckdb", "app.db", "mlflow.db"} & {p.name for p in tmp_path.iterdir()}
         if mode is None:
             assert stores == {"warehouse.duckdb", "app.db", "mlflow.db"}  # the embedded stores
