@@ -2,10 +2,11 @@
 
 Params: the rules and alert-policy versions, the kick-off window, the types replayed, the
 reference strategy's α, minimum books and lead, the bootstrap's resamples and seed. Metrics per
-source and type (`<type>.<metric>`, the strategy as `kaunitz.…`): n (signals), with_close,
-mean_clv, clv_ci_low, clv_ci_high, beat_close_share, settled, roi, roi_ci_low, roi_ci_high,
-profit. Artifacts: every graded bet (`graded_bets.csv`), the summary (`summary.csv`) and what was
-skipped and why (`skipped.json`).
+type (`<type>.<metric>`, the strategy as `kaunitz.…`; `<type>.early.<metric>` and
+`<type>.late.<metric>` over the signals taken 1 h or more before kick-off and in the last hour):
+n (signals), with_close, mean_clv, clv_ci_low, clv_ci_high, beat_close_share, settled, roi,
+roi_ci_low, roi_ci_high, profit. Artifacts: every graded bet (`graded_bets.csv`), the summary
+(`summary.csv`) and what was skipped and why (`skipped.json`).
 """
 
 from __future__ import annotations
@@ -34,14 +35,16 @@ METRICS = {
 
 
 def metrics(summary: pd.DataFrame) -> dict[str, float]:
-    """`<type>.<metric>` for every finite figure of the summary (a type without settled bets has
-    no ROI, and MLflow would refuse a NaN as a metric in some stores)."""
+    """`<type>.<metric>` over all of a type's signals and `<type>.<horizon>.<metric>` over its early
+    and late ones, for every finite figure of the summary (a type without settled bets has no
+    ROI, and MLflow would refuse a NaN as a metric in some stores)."""
     out: dict[str, float] = {}
     for row in summary.to_dict("records"):
+        prefix = row["type"] if row.get("horizon", "all") == "all" else f"{row['type']}.{row['horizon']}"
         for column, name in METRICS.items():
             value = row.get(column)
             if value is not None and math.isfinite(float(value)):
-                out[f"{row['type']}.{name}"] = float(value)
+                out[f"{prefix}.{name}"] = float(value)
     return out
 
 

@@ -38,17 +38,18 @@ def _interval(point: float, low: float, high: float) -> str:
 
 
 def summary_table(summary: pd.DataFrame) -> str:
-    """The run's summary as a plain table, one line per source and type."""
+    """The run's summary as a plain table, one line per source, type and horizon (early: signals
+    taken 1 h or more before kick-off; late: in the last hour)."""
     if summary.empty:
         return "nothing graded: no signal in the window (are there imported or recorded ticks?)"
     lines = [
-        f"{'source':<9} {'type':<12} {'signals':>7} {'closed':>7} {'mean CLV [95% CI]':>28} "
+        f"{'source':<9} {'type':<12} {'horizon':<7} {'signals':>7} {'closed':>7} {'mean CLV [95% CI]':>28} "
         f"{'beat close':>10} {'settled':>7} {'ROI [95% CI]':>30}"
     ]
     for r in summary.itertuples():
         beat = "—" if not math.isfinite(r.beat_close_share) else f"{r.beat_close_share:.1%}"
         lines.append(
-            f"{r.source:<9} {r.type:<12} {int(r.signals):>7,} {int(r.with_close):>7,} "
+            f"{r.source:<9} {r.type:<12} {r.horizon:<7} {int(r.signals):>7,} {int(r.with_close):>7,} "
             f"{_interval(r.mean_clv, r.clv_ci_low, r.clv_ci_high):>28} {beat:>10} {int(r.settled):>7,} "
             f"{_interval(r.roi, r.roi_ci_low, r.roi_ci_high):>30}"
         )

@@ -13,6 +13,7 @@ import streamlit as st
 
 from dashboards.common import explained, from_app_db
 from oddly.grading import views
+from oddly.grading.stats import HORIZON_NAMES, HORIZONS
 
 NO_RUNS = (
     "Nothing graded yet. Import history (`oddly import football-data …`) and run `oddly backtest`; "
@@ -156,6 +157,19 @@ st.caption(
 )
 backtest_tab, live_tab = st.tabs(["Backtest runs", "Live alerts"])
 
+
+def pick_horizon(key: str) -> str:
+    picked = st.segmented_control(
+        "Signals taken",
+        list(HORIZONS),
+        format_func=lambda h: HORIZON_NAMES[h],
+        default="all",
+        key=key,
+        help="A signal in the last hour before kick-off is judged against a close minutes away.",
+    )
+    return str(picked or "all")
+
+
 with backtest_tab, explained():
     found_runs = from_app_db(views.runs, "backtest")
     if found_runs.empty:
@@ -166,7 +180,7 @@ with backtest_tab, explained():
         picked = found_runs.set_index("run_id").loc[run_id]
         if picked["mlflow_run_id"]:
             st.caption(f"Logged to MLflow (experiment oddly-backtest) as run {picked['mlflow_run_id']}.")
-        show_summary(from_app_db(views.summary, run_id))
+        show_summary(from_app_db(views.summary, run_id, pick_horizon("backtest_horizon")))
         if picked["skipped"]:
             with st.expander("Not graded, and why"):
                 st.write(picked["skipped"])
@@ -183,5 +197,5 @@ with live_tab, explained():
             f"Standing after the last grading pass ({when:%Y-%m-%d %H:%M} UTC): "
             "every live alert's latest grade."
         )
-        show_summary(from_app_db(views.summary, str(latest["run_id"])))
+        show_summary(from_app_db(views.summary, str(latest["run_id"]), pick_horizon("live_horizon")))
         show_bets(None, "live")

@@ -1,6 +1,6 @@
-"""What a run of graded bets adds up to, per source and type: how many, closing-line value (mean and
-share beating the close), return on investment at level stakes, each with a bootstrap 95 %
-confidence interval.
+"""What a run of graded bets adds up to, per source, type and horizon: how many, closing-line value
+(mean and share beating the close), return on investment at level stakes, each with a bootstrap
+95 % confidence interval.
 
 The unit is the signal (one unit staked on it; an arbitrage spreads its unit over its legs).
 Signals about the same match are not independent (five books' value on one outcome, two alert
@@ -24,9 +24,17 @@ LEVEL = 0.95
 # Index matrices are drawn this many cells at a time (about 16 MB of int64).
 _CELLS_PER_CHUNK = 2_000_000
 
+# A signal taken in the last hour before kick-off is judged against a close minutes away (and a
+# value signal found against the sharp book then is that close, nearly): each type is summed up
+# over all its signals and over the early and late ones apart.
+HORIZONS = ("all", "early", "late")
+HORIZON_NAMES = {"all": "all", "early": "1 h or more before kick-off", "late": "in the last hour"}
+LATE = pd.Timedelta(hours=1)
+
 SUMMARY_COLUMNS = [
     "source",
     "type",
+    "horizon",
     "signals",
     "with_close",
     "mean_clv",
@@ -100,8 +108,8 @@ def bootstrap_ratio(
 
 def per_signal(bets: pd.DataFrame) -> pd.DataFrame:
     """One row per signal from its legs: stake, profit (NaN unless every leg is settled), CLV
-    (stake-weighted over the legs, NaN unless every leg has a close), the match it is about and
-    the stake-weighted price."""
+    (stake-weighted over the legs, NaN unless every leg has a close), the match it is about, the
+    stake-weighted price and its horizon (early: taken 1 h or more before kick-off, else late)."""
     keys = ["source", "type", "signal_key"]
     legs = bets.assign(
         _stake_clv=bets["stake"] * bets["clv"],
@@ -112,6 +120,8 @@ def per_signal(bets: pd.DataFrame) -> pd.DataFrame:
     grouped = legs.groupby(keys, sort=False, dropna=False)
     out = grouped.agg(
         canonical_event_id=("canonical_event_id", "first"),
+        taken_at=("taken_at", "min"),
+        kick_off=("kick_off", "first"),
         stake=("stake", "sum"),
         profit=("profit", "sum"),
         stake_clv=("_stake_clv", "sum"),
@@ -122,48 +132,60 @@ def per_signal(bets: pd.DataFrame) -> pd.DataFrame:
     out["clv"] = (out["stake_clv"] / out["stake"]).where(~out["no_close"])
     out["profit"] = out["profit"].where(~out["unsettled"])
     out["price"] = out["stake_price"] / out["stake"]
-    return out[[*keys, "canonical_event_id", "stake", "price", "clv", "profit"]]
+    lead = pd.to_datetime(out["kick_off"], utc=True) - pd.to_datetime(out["taken_at"], utc=True)
+    out["horizon"] = np.where(lead >= LATE, "early", "late")
+    return out[[*keys, "canonical_event_id", "horizon", "stake", "price", "clv", "profit"]]
 
 
 def summarize(
     bets: pd.DataFrame, *, resamples: int = DEFAULT_RESAMPLES, seed: int = DEFAULT_SEED
 ) -> pd.DataFrame:
-    """One row per source and type of graded bets (`grade` output): SUMMARY_COLUMNS."""
+    """SUMMARY_COLUMNS of graded bets (`grade` output): one row per source, type and horizon ("all",
+    and "early" / "late" where the type has such signals)."""
     if bets.empty:
         return pd.DataFrame(columns=SUMMARY_COLUMNS)
     signals = per_signal(bets)
     rows = []
     for (source, kind), group in signals.groupby(["source", "type"], sort=True):
-        closed = group.loc[group["clv"].notna()]
-        settled = group.loc[group["profit"].notna()]
-        clv_ci = bootstrap_ratio(
-            closed["clv"], closed["stake"], closed["canonical_event_id"], resamples=resamples, seed=seed
-        )
-        roi_ci = bootstrap_ratio(
-            settled["profit"] / settled["stake"],
-            settled["stake"],
-            settled["canonical_event_id"],
-            resamples=resamples,
-            seed=seed,
-        )
-        rows.append(
-            {
-                "source": source,
-                "type": kind,
-                "signals": len(group),
-                "with_close": len(closed),
-                "mean_clv": clv_ci.point,
-                "clv_ci_low": clv_ci.low,
-                "clv_ci_high": clv_ci.high,
-                "beat_close_share": float((closed["clv"] > 0).mean()) if len(closed) else float("nan"),
-                "settled": len(settled),
-                "profit": float(settled["profit"].sum()),
-                "roi": roi_ci.point,
-                "roi_ci_low": roi_ci.low,
-                "roi_ci_high": roi_ci.high,
-                "mean_price": float(group["price"].mean()),
-                "matches": int(group["canonical_event_id"].nunique()),
-                "resamples": resamples,
-            }
-        )
+        rows.append(_summary_row(group, source, kind, "all", resamples, seed))
+        for horizon in HORIZONS[1:]:
+            part = group.loc[group["horizon"] == horizon]
+            if len(part):
+                rows.append(_summary_row(part, source, kind, horizon, resamples, seed))
     return pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
+
+
+def _summary_row(
+    group: pd.DataFrame, source: str, kind: str, horizon: str, resamples: int, seed: int
+) -> dict[str, object]:
+    closed = group.loc[group["clv"].notna()]
+    settled = group.loc[group["profit"].notna()]
+    clv_ci = bootstrap_ratio(
+        closed["clv"], closed["stake"], closed["canonical_event_id"], resamples=resamples, seed=seed
+    )
+    roi_ci = bootstrap_ratio(
+        settled["profit"] / settled["stake"],
+        settled["stake"],
+        settled["canonical_event_id"],
+        resamples=resamples,
+        seed=seed,
+    )
+    return {
+        "source": source,
+        "type": kind,
+        "horizon": horizon,
+        "signals": len(group),
+        "with_close": len(closed),
+        "mean_clv": clv_ci.point,
+        "clv_ci_low": clv_ci.low,
+        "clv_ci_high": clv_ci.high,
+        "beat_close_share": float((closed["clv"] > 0).mean()) if len(closed) else float("nan"),
+        "settled": len(settled),
+        "profit": float(settled["profit"].sum()),
+        "roi": roi_ci.point,
+        "roi_ci_low": roi_ci.low,
+        "roi_ci_high": roi_ci.high,
+        "mean_price": float(group["price"].mean()),
+        "matches": int(group["canonical_event_id"].nunique()),
+        "resamples": resamples,
+    }

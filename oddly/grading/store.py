@@ -8,8 +8,9 @@ Three tables on the app database's metadata (`open_app_db` creates them):
 - `signal_grades`: one row per graded bet leg (GRADED_COLUMNS) with the run that graded it. A
   backtest's rows stay with their run; a live alert's rows are replaced when it is graded again
   (once its result arrives), so the table holds each live alert's latest grade;
-- `grade_summaries`: per run, source and type, the counts, CLV and ROI with their intervals
-  (`oddly.grading.stats.SUMMARY_COLUMNS`); a live pass sums up every live grade so far.
+- `grade_summaries`: per run, source, type and horizon (all, early, late), the counts, CLV and ROI
+  with their intervals (`oddly.grading.stats.SUMMARY_COLUMNS`); a live pass sums up every live
+  grade so far.
 """
 
 from __future__ import annotations
@@ -101,6 +102,7 @@ sa.Index("ix_signal_grades_signal", signal_grades.c.signal_key)
 _SUMMARY_TYPES: dict[str, Any] = {
     "source": sa.String(16),
     "type": sa.String(32),
+    "horizon": sa.String(8),
     **{name: sa.Integer for name in ("signals", "with_close", "settled", "matches", "resamples")},
 }
 

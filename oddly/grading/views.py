@@ -87,14 +87,15 @@ def runs(engine: sa.Engine, source: str | None = None, limit: int = 100) -> pd.D
     return _utc(frame[RUN_COLUMNS], "started_at", "since", "until")
 
 
-def summary(engine: sa.Engine, run_id: str) -> pd.DataFrame:
-    """A run's summary, one row per source and type, the alert types first, then the strategy."""
+def summary(engine: sa.Engine, run_id: str, horizon: str = "all") -> pd.DataFrame:
+    """A run's summary over the signals of one horizon (all; early: taken 1 h or more before
+    kick-off; late: in the last hour), one row per source and type, the alert types first, then
+    the strategy."""
     ensure_tables(engine)
     s = grade_summaries.c
+    query = sa.select(grade_summaries).where(s.run_id == run_id, s.horizon == horizon).order_by(s.id)
     with engine.connect() as conn:
-        frame = pd.read_sql_query(
-            sa.select(grade_summaries).where(s.run_id == run_id).order_by(s.id), conn
-        ).drop(columns=["id"])
+        frame = pd.read_sql_query(query, conn).drop(columns=["id"])
     order = {kind: i for i, kind in enumerate(TYPE_ORDER)}
     frame["_order"] = frame["type"].map(order).fillna(len(order))
     return frame.sort_values(["_order", "type"], kind="stable").drop(columns="_order").reset_index(drop=True)

@@ -73,7 +73,7 @@ def alert_grades(
         engine.dispose()
         wh.dispose()
     context.log.info(run.describe())
-    summary = run.summary
+    summary = run.summary.loc[run.summary["horizon"] == "all"]
     closed = summary.loc[summary["with_close"] > 0]
     overall_clv = (
         float((closed["mean_clv"] * closed["with_close"]).sum() / closed["with_close"].sum())

@@ -236,16 +236,18 @@ def test_alerts_are_graded_once_closed_and_again_when_the_result_arrives(
         share * (price * fair((1.85, 3.70, 4.50), outcome) - 1)
         for outcome, price, share in (("home", 2.05, 0.4878), ("draw", 3.70, 0.2703), ("away", 4.20, 0.2419))
     )
-    signal = first.summary.set_index("type").loc["arbitrage"]
+    overall = first.summary.query("horizon == 'all'").set_index("type")
+    signal = overall.loc["arbitrage"]
     assert signal["mean_clv"] == pytest.approx(expected_clv)
 
     assert first.skipped == {f"out_of_line: {SHORT_BOOK}": 1, f"steam: {DRIFTING}": 1}
     assert first.counts["waiting_for_kick_off"] == 1  # the Spurs steam: its event has not kicked off
     assert "steam" not in set(grades.index.get_level_values("type"))
-    summary = first.summary.set_index("type")
+    summary = overall
     assert summary.loc["value", ["signals", "with_close", "settled"]].tolist() == [1, 1, 1]
     assert summary.loc["sharp_drop", ["signals", "with_close", "settled"]].tolist() == [1, 1, 0]
     assert set(summary["source"]) == {"live"}
+    assert set(first.summary["horizon"]) == {"all", "early"}  # every alert came 4 h before kick-off
 
     # the Leeds result arrives: only its alerts are graded again, the Arsenal grades are final
     arsenal_runs = set(live_grades(engine).query("canonical_event_id == @ids['arsenal']")["run_id"])

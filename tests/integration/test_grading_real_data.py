@@ -106,7 +106,7 @@ def season(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Itera
 
 
 def test_every_detector_type_and_the_strategy_is_graded(season: Season) -> None:
-    summary = season.run.summary.set_index("type")
+    summary = season.run.summary.query("horizon == 'all'").set_index("type")
     for kind in ("value", "sharp_drop", "steam", "out_of_line", "arbitrage", "stale_line", "kaunitz"):
         assert summary.loc[kind, "signals"] > 0, kind
         # every signal has a close (each event here has Pinnacle's or the exchange's) and a result
@@ -249,6 +249,8 @@ def test_oddly_backtest_stores_the_run_and_logs_it_to_mlflow(
     assert run["since"] == pd.Timestamp("2025-09-01", tz="UTC")
     summary = views.summary(engine, run["run_id"]).set_index("type")
     assert set(summary.index) == {"value", "arbitrage", "kaunitz"}
+    early = views.summary(engine, run["run_id"], "early").set_index("type")
+    assert early.loc["kaunitz", "signals"] == summary.loc["kaunitz", "signals"]  # an hour before kick-off
     stored = views.bets(engine, run["run_id"], limit=100_000)
     assert (stored["kick_off"] >= pd.Timestamp("2025-09-01", tz="UTC")).all()
     assert (stored["kick_off"] < pd.Timestamp("2025-11-01", tz="UTC")).all()
@@ -263,6 +265,7 @@ def test_oddly_backtest_stores_the_run_and_logs_it_to_mlflow(
     assert logged.data.params["since"].startswith("2025-09-01")
     assert logged.data.metrics["value.n"] == summary.loc["value", "signals"]
     assert logged.data.metrics["value.mean_clv"] == pytest.approx(summary.loc["value", "mean_clv"])
+    assert logged.data.metrics["value.early.n"] == early.loc["value", "signals"]
     for name in ("roi", "roi_ci_low", "roi_ci_high", "clv_ci_low", "clv_ci_high", "beat_close_share"):
         assert math.isfinite(logged.data.metrics[f"arbitrage.{name}"])
     artifact = mlflow.artifacts.download_artifacts(run_id=logged.info.run_id, artifact_path="graded_bets.csv")

@@ -298,6 +298,8 @@ def test_an_arbitrage_is_one_signal_whose_legs_share_its_unit() -> None:
             "type": "arbitrage",
             "signal_key": "arb",
             "canonical_event_id": "e",
+            "taken_at": KICK_OFF - timedelta(minutes=90),
+            "kick_off": KICK_OFF,
             "stake": [0.5, 0.5],
             "effective_price": [2.1, 2.1],
             "clv": [0.05, 0.05],
@@ -306,7 +308,9 @@ def test_an_arbitrage_is_one_signal_whose_legs_share_its_unit() -> None:
     )
     one = per_signal(legs).iloc[0]
     assert (one["stake"], one["profit"], one["clv"], one["price"]) == pytest.approx((1.0, 0.05, 0.05, 2.1))
-    summary = summarize(legs, resamples=200).iloc[0]
+    summary = summarize(legs, resamples=200).set_index("horizon")
+    assert summary.index.tolist() == ["all", "early"]  # taken 90 minutes before kick-off
+    summary = summary.loc["all"]
     assert (summary["signals"], summary["settled"]) == (1, 1)
     assert summary["roi"] == pytest.approx(0.05) and summary["beat_close_share"] == 1.0
 
