@@ -82,14 +82,20 @@ def bootstrap_ratio(
 ) -> Interval:
     """Σ weights x values / Σ weights (the weighted mean; a plain mean without weights) with a
     percentile bootstrap interval, resampling whole clusters (rows alone without `clusters`).
-    NaN values are left out. An empty input gives NaN everywhere."""
+    NaN values are left out. An empty input gives NaN everywhere. The result does not depend on the
+    order of the rows."""
     x = np.asarray(values, dtype="float64")
     w = np.ones_like(x) if weights is None else np.asarray(weights, dtype="float64")
     keep = ~np.isnan(x) & ~np.isnan(w)
     x, w = x[keep], w[keep]
     if x.size == 0 or w.sum() == 0:
         return Interval(float("nan"), float("nan"), float("nan"), resamples)
-    codes = np.arange(x.size) if clusters is None else pd.factorize(np.asarray(clusters)[keep])[0]
+    # Codes in sorted order, so the same bets in another order draw the same resamples.
+    if clusters is None:
+        order = np.lexsort((w, x))
+        x, w, codes = x[order], w[order], np.arange(x.size)
+    else:
+        codes = pd.factorize(np.asarray(clusters)[keep], sort=True)[0]
     sums = np.bincount(codes, weights=w * x)
     totals = np.bincount(codes, weights=w)
     point = float(sums.sum() / totals.sum())

@@ -270,3 +270,22 @@ def test_oddly_backtest_stores_the_run_and_logs_it_to_mlflow(
         assert math.isfinite(logged.data.metrics[f"arbitrage.{name}"])
     artifact = mlflow.artifacts.download_artifacts(run_id=logged.info.run_id, artifact_path="graded_bets.csv")
     assert len(pd.read_csv(artifact)) == len(stored)
+
+
+@pytest.mark.postgres
+def test_duckdb_and_postgresql_grade_the_same_bets(shared_data: Path, pg_url: str, tmp_path: Path) -> None:
+    rules = load_rules(SHIPPED_CONFIG / "rules.yaml")
+    runs = []
+    for url in (f"duckdb:///{tmp_path / 'w.duckdb'}", pg_url):
+        warehouse = Warehouse(url)
+        for division in ("E0", "D1"):
+            football_data.import_files(warehouse, [shared_data / "football-data" / f"{division}.csv"])
+        runs.append(run_backtest(warehouse, rules, BacktestConfig(resamples=200)))
+        warehouse.dispose()
+    columns = ["signal_key", "leg", "bookmaker", "price", "closing_price", "clv", "result", "profit"]
+    duckdb, postgres = (
+        r.bets[columns].sort_values(["signal_key", "leg"]).reset_index(drop=True) for r in runs
+    )
+    assert len(duckdb) > 500
+    pd.testing.assert_frame_equal(duckdb, postgres)
+    pd.testing.assert_frame_equal(runs[0].summary, runs[1].summary)

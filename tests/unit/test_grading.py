@@ -266,6 +266,8 @@ def test_bootstrap_is_seeded_contains_the_estimate_and_narrows_with_more_data() 
     first = bootstrap_ratio(small, resamples=2000, seed=7)
     again = bootstrap_ratio(small, resamples=2000, seed=7)
     assert first == again
+    shuffled = bootstrap_ratio(rng.permutation(small), resamples=2000, seed=7)
+    assert (shuffled.low, shuffled.high) == pytest.approx((first.low, first.high))
     assert first.point == pytest.approx(small.mean())
     assert first.low < first.point < first.high
     wide = first.high - first.low
@@ -284,6 +286,9 @@ def test_bootstrap_resamples_matches_not_bets() -> None:
     by_match = bootstrap_ratio(values, clusters=clusters, seed=1)
     by_bet = bootstrap_ratio(values, seed=1)
     assert by_match.point == pytest.approx(by_bet.point)
+    order = np.random.default_rng(4).permutation(values.size)
+    reordered = bootstrap_ratio(values[order], clusters=clusters[order], seed=1)
+    assert (reordered.low, reordered.high) == pytest.approx((by_match.low, by_match.high))
     assert (by_match.high - by_match.low) > 1.8 * (by_bet.high - by_bet.low)  # about sqrt(5) wider
     constant = bootstrap_ratio(np.full(30, 0.05), seed=1)
     assert (constant.low, constant.point, constant.high) == pytest.approx((0.05, 0.05, 0.05))
