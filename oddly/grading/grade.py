@@ -82,13 +82,13 @@ def grade(bets: pd.DataFrame, closes: pd.DataFrame, results: pd.DataFrame) -> pd
     """GRADED_COLUMNS: the bets with their close (`closing_*`, `fair_probability`), `clv` (price
     after commission x fair closing probability - 1), `beat_close` (CLV above zero), the settled
     `result` and `profit` at the stake (missing, with `unsettled_reason`, where no result is known).
-    A bet taken at or after kick-off (an in-play alert) has no close: its result alone judges it."""
+    A bet taken after kick-off (an in-play alert) has no close: its result alone judges it."""
     if bets.empty:
         return pd.DataFrame(columns=GRADED_COLUMNS)
     graded = attach_close(bets, closes)
-    # A bet taken at or after kick-off came after the close: it is judged by its result only.
+    # A bet taken after kick-off came after the close: it is judged by its result only.
     in_play = (
-        graded["taken_at"].notna() & graded["kick_off"].notna() & (graded["taken_at"] >= graded["kick_off"])
+        graded["taken_at"].notna() & graded["kick_off"].notna() & (graded["taken_at"] > graded["kick_off"])
     )
     graded.loc[in_play, ["closing_bookmaker", "closing_price", "closing_at", "fair_probability"]] = None
     graded["effective_price"] = net_price(graded["price"], graded["commission"])

@@ -142,7 +142,9 @@ def kaunitz_bets(state: pd.DataFrame, params: KaunitzParams, commission: Mapping
                 "price": chosen["price"],
                 "commission": chosen["commission"],
                 "stake": 1.0,
-                "taken_at": chosen["observed_at"],
+                # the bet is placed when the strategy looks: kick-off less the lead
+                "taken_at": pd.to_datetime(chosen["kick_off"], utc=True)
+                - pd.Timedelta(minutes=params.lead_minutes),
                 "strength": np.round(chosen["edge"].to_numpy(), 6),
                 "note": "average "
                 + chosen["avg"].map("{:.3f}".format)
