@@ -45,6 +45,7 @@ class _Opened:
 
     version: str
     database: duckdb.DuckDBPyConnection
+    pid: int  # a forked child opens its own (DuckDB's state is not to be shared across a fork)
 
 
 class MartsReader:
@@ -117,12 +118,21 @@ class MartsReader:
                 "(`oddly dbt build`, or the Dagster marts job after the first ingestion)"
             )
         with self._lock:
-            if self._opened is None or self._opened.version != version:
+            opened = self._opened
+            if opened is not None and opened.pid != os.getpid():
+                _FORKED.append(opened)  # a forked child: closing it here would wait for lost threads
+                opened = None
+            if opened is None or opened.version != version:
                 # the previous version is closed when its last running query lets go of it
-                self._opened = _Opened(version, _attach(self.snapshot))
-            cursor = self._opened.database.cursor()
+                opened = self._opened = _Opened(version, _attach(self.snapshot), os.getpid())
+            cursor = opened.database.cursor()
         cursor.execute(f"use {CATALOG}")
         return cursor
+
+
+# Snapshots a forked child inherited open: never used nor closed there (DuckDB's worker threads did
+# not follow the fork, and closing waits for them).
+_FORKED: list[_Opened] = []
 
 
 def _attach(path: Path) -> duckdb.DuckDBPyConnection:

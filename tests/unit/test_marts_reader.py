@@ -7,9 +7,11 @@ the published path, renamed over it."""
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import threading
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import pytest
@@ -112,4 +114,29 @@ def test_threads_query_while_snapshots_are_published(tmp_path: Path) -> None:
         thread.join()
     assert not errors, errors
     assert all(found and max(found) <= last for found in seen)
+    reader.dispose()
+
+
+def _read_in_child(reader: MartsReader, home: Path, answers: Any) -> None:
+    before = value(reader)
+    publish(home, 5)  # a new snapshot: the one inherited is let go of
+    answers.put((before, value(reader)))
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="fork is POSIX")
+def test_a_forked_child_reads_with_the_reader_it_inherited(tmp_path: Path) -> None:
+    """A process forked after the reader opened the snapshot (a worker pool, a forking server)
+    opens its own: closing the parent's DuckDB there, at the next publish, would wait forever."""
+    publish(tmp_path, 3)
+    reader = MartsReader(warehouse_url=None, home=tmp_path)
+    assert value(reader) == 3
+    context = multiprocessing.get_context("fork")
+    answers = context.Queue()
+    child = context.Process(target=_read_in_child, args=(reader, tmp_path, answers))
+    child.start()
+    child.join(30)
+    if child.exitcode is None:
+        child.kill()
+    assert child.exitcode == 0 and answers.get(timeout=5) == (3, 5)
+    assert value(reader) == 5
     reader.dispose()
