@@ -129,6 +129,20 @@ class Settings(BaseSettings):
         description="the marts sensor runs the current-state marts' dbt data tests at most this often "
         "(0: every cycle); the models run every cycle",
     )
+    retain_success_hours: float = Field(
+        default=6.0,
+        gt=0,
+        description="how long the records of successful polls are kept (warehouse run log, Dagster's poll "
+        "events and sensor ticks); the ticks themselves are kept whole",
+    )
+    retain_failure_days: float = Field(
+        default=7.0,
+        gt=0,
+        description="how long failed polls, quarantined records and delivered outbox rows are kept",
+    )
+    prune_cron: str = Field(
+        default="*/10 * * * *", description="when Dagster's prune_storage job deletes what is past its window"
+    )
     metrics_port: int = Field(
         default=9464, ge=0, le=65535, description="Prometheus /metrics of the Dagster code server (0: off)"
     )

@@ -8,6 +8,7 @@ from oddly.config import get_settings
 from orchestration.alerts.definitions import alerts_definitions
 from orchestration.ingestion.definitions import ingestion_definitions
 from orchestration.ml.definitions import ml_definitions
+from orchestration.ops.retention import retention_definitions
 from orchestration.resources import resources_for
 from orchestration.warehouse.definitions import warehouse_definitions
 
@@ -19,5 +20,6 @@ defs = dg.Definitions.merge(
     warehouse_definitions(settings.config),
     ml_definitions(),
     alerts_definitions(),
+    retention_definitions(),
     dg.Definitions(resources=resources_for(deployment)),
 )
