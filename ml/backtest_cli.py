@@ -13,6 +13,10 @@ import pandas as pd
 
 from oddly.config import get_settings
 
+NO_SIGNALS = (
+    "nothing graded: no signal in the window (are there imported or recorded ticks with a sharp book?)"
+)
+NO_LIVE = "no live alert graded yet: none has had its event kick off"
 DATE_FORMATS = ["%Y-%m-%d", "%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M:%S"]
 
 
@@ -37,11 +41,11 @@ def _interval(point: float, low: float, high: float) -> str:
     return f"{point:+.2%} [{low:+.2%}, {high:+.2%}]"
 
 
-def summary_table(summary: pd.DataFrame) -> str:
+def summary_table(summary: pd.DataFrame, empty: str = "nothing graded") -> str:
     """The run's summary as a plain table, one line per source, type and horizon (early: signals
     taken 1 h or more before kick-off; late: in the last hour)."""
     if summary.empty:
-        return "nothing graded: no signal in the window (are there imported or recorded ticks?)"
+        return empty
     lines = [
         f"{'source':<9} {'type':<12} {'horizon':<7} {'signals':>7} {'closed':>7} {'mean CLV [95% CI]':>28} "
         f"{'beat close':>10} {'settled':>7} {'ROI [95% CI]':>30}"
@@ -168,7 +172,7 @@ def backtest(
             run = run_backtest(warehouse, rules, config, policy_version=policy.version, progress=click.echo)
             write_run(engine, run)
         click.echo(run.describe())
-        click.echo(summary_table(run.summary))
+        click.echo(summary_table(run.summary, NO_LIVE if live else NO_SIGNALS))
         for reason, n in run.skipped.most_common():
             click.echo(f"  skipped {n:,}: {reason}")
         if use_mlflow and not live:
@@ -179,7 +183,10 @@ def backtest(
             mlflow_run = log_backtest(tracking, run)
             set_mlflow_run(engine, run.run_id, mlflow_run)
             click.echo(f"MLflow: experiment {EXPERIMENT}, run {mlflow_run} ({tracking.uri})")
-        click.echo(f"graded bets stored in the app database as run {run.run_id} (the app's Backtest page)")
+        if run.stored:
+            click.echo(
+                f"graded bets stored in the app database as run {run.run_id} (the app's Backtest page)"
+            )
     finally:
         warehouse.dispose()
         engine.dispose()

@@ -69,6 +69,9 @@ def read_events(
 ) -> pd.DataFrame:
     """Event-map rows (bookmaker, source_event_id, canonical_event_id, kick_off) of the canonical
     events kicking off in [since, until), or of the ids given, sorted by kick-off."""
+    columns = ["bookmaker", "source_event_id", "canonical_event_id", "kick_off"]
+    if canonical_ids is not None and not canonical_ids:
+        return pd.DataFrame(columns=columns)
     where = ["true"]
     if since is not None:
         where.append(f"starts_at >= '{(utc_stamp(since) - _MARGIN).isoformat()}'")
@@ -87,7 +90,7 @@ def read_events(
         table = warehouse.arrow(sql)
     rows = table.to_pandas()
     if rows.empty:
-        return pd.DataFrame(columns=["bookmaker", "source_event_id", "canonical_event_id", "kick_off"])
+        return pd.DataFrame(columns=columns)
     rows["starts_at"] = pd.to_datetime(rows["starts_at"], utc=True)
     kick_off = rows.groupby("canonical_event_id")["starts_at"].agg(
         lambda s: s.sort_values().iloc[len(s) // 2]
@@ -97,7 +100,6 @@ def read_events(
         rows = rows.loc[rows["kick_off"] >= utc_stamp(since)]
     if until is not None:
         rows = rows.loc[rows["kick_off"] < utc_stamp(until)]
-    columns = ["bookmaker", "source_event_id", "canonical_event_id", "kick_off"]
     return (
         rows[columns]
         .drop_duplicates(["bookmaker", "source_event_id"])

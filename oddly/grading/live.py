@@ -215,15 +215,14 @@ def grade_live(
     result_wait: timedelta = RESULT_WAIT,
 ) -> GradingRun:
     """One live grading pass: grade the alerts whose events have kicked off and that need it, store
-    their grades (replacing earlier ones) with a summary of every live grade so far."""
+    their grades (replacing earlier ones) with a summary of every live grade so far. A pass that
+    graded nothing stores nothing (`stored` false): the standing is the last stored pass's."""
     started = now_utc()
     now = now or started
     pending = pending_alerts(engine, now, result_wait)
     alerts = read_alerts(engine, pending)
     ids = {a["canonical_event_id"] for a in alerts if a["canonical_event_id"]}
-    events = (
-        read_events(warehouse, canonical_ids=ids) if ids else pd.DataFrame(columns=["canonical_event_id"])
-    )
+    events = read_events(warehouse, canonical_ids=ids)
     kick_offs = (
         events.drop_duplicates("canonical_event_id").set_index("canonical_event_id")["kick_off"].to_dict()
     )
@@ -267,5 +266,8 @@ def grade_live(
         skipped=skipped,
         counts=counts,
     )
-    write_run(engine, run, replace_live=True)
+    # A pass that graded nothing leaves the standing as the last stored pass has it.
+    run.stored = not graded.empty
+    if run.stored:
+        write_run(engine, run, replace_live=True)
     return run

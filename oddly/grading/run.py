@@ -25,6 +25,7 @@ class GradingRun:
     summary: pd.DataFrame
     skipped: Counter[str] = field(default_factory=Counter)
     counts: dict[str, int] = field(default_factory=dict)
+    stored: bool = True  # False: a live pass that graded nothing new, not written
 
     @property
     def seconds(self) -> float:
@@ -32,7 +33,8 @@ class GradingRun:
 
     def describe(self) -> str:
         counts = ", ".join(f"{k.replace('_', ' ')} {v:,}" for k, v in self.counts.items())
-        return f"{self.source} run {self.run_id}: {counts} ({self.seconds:.1f} s)"
+        stored = "" if self.stored else ", nothing new to store"
+        return f"{self.source} run {self.run_id}: {counts} ({self.seconds:.1f} s{stored})"
 
 
 def new_run_id(source: str, at: datetime) -> str:

@@ -85,7 +85,7 @@ def alert_grades(
     }
     return dg.MaterializeResult(
         metadata={
-            "grading_run": run.run_id,
+            "grading_run": run.run_id if run.stored else "none: nothing new to grade",
             **{key: int(value) for key, value in run.counts.items()},
             "mean_clv": _finite(overall_clv),
             **per_type,

@@ -267,6 +267,11 @@ def test_alerts_are_graded_once_closed_and_again_when_the_result_arrives(
     # the draw won the arbitrage's draw leg: its return is the leg's share x price - 1
     assert standing.loc["arbitrage", "roi"] == pytest.approx(0.2703 * 3.70 - 1)
     assert views.runs(engine, "live")["run_id"].tolist() == [second.run_id, first.run_id]
+    # nothing new to grade (the Spurs steam still waits for its kick-off): nothing is stored
+    third = grade_live(warehouse, engine, RULES, now=NOW)
+    assert not third.stored and third.counts["graded_now"] == 0 and third.counts["waiting_for_kick_off"] == 1
+    assert views.runs(engine, "live")["run_id"].tolist() == [second.run_id, first.run_id]
+    assert third.summary.equals(second.summary)
     warehouse.dispose()
 
 
