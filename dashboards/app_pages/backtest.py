@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import altair as alt
 import pandas as pd
 import streamlit as st
 
@@ -76,20 +75,46 @@ def named(summary: pd.DataFrame) -> pd.DataFrame:
     return summary.assign(type=summary["type"].map(lambda t: TYPE_NAMES.get(t, t)))
 
 
-def interval_chart(summary: pd.DataFrame, measure: str, low: str, high: str, title: str) -> alt.Chart:
-    """Each type's point estimate with its 95 % interval, the strategy beside the alert types."""
-    data = named(summary).dropna(subset=[measure])
-    base = alt.Chart(data).encode(y=alt.Y("type:N", sort=None, title=None))
-    rule = base.mark_rule(strokeWidth=2).encode(
-        x=alt.X(f"{low}:Q", axis=alt.Axis(format="%"), title=title), x2=f"{high}:Q"
-    )
-    point = base.mark_point(filled=True, size=80).encode(
-        x=f"{measure}:Q",
-        color=alt.Color("source:N", title="Source"),
-        tooltip=["type", "source", alt.Tooltip(f"{measure}:Q", format=".2%"), "signals"],
-    )
-    zero = alt.Chart(pd.DataFrame({"x": [0.0]})).mark_rule(strokeDash=[4, 4], color="gray").encode(x="x:Q")
-    return (rule + point + zero).properties(height=40 * max(len(data), 1))
+def interval_chart(summary: pd.DataFrame, measure: str, low: str, high: str, title: str) -> dict[str, Any]:
+    """Each type's point estimate with its 95 % interval, the strategy beside the alert types (a
+    plain Vega-Lite spec: no altair import on the page's first run)."""
+    data = named(summary).dropna(subset=[measure, low, high])
+    rows = data[["type", "source", "signals", measure, low, high]].to_dict("records")
+    y = {"field": "type", "type": "nominal", "sort": None, "title": None}
+    return {
+        "data": {"values": rows},
+        "height": 40 * max(len(rows), 1),
+        "layer": [
+            {
+                "mark": {"type": "rule", "strokeWidth": 2},
+                "encoding": {
+                    "y": y,
+                    "x": {"field": low, "type": "quantitative", "axis": {"format": "%"}, "title": title},
+                    "x2": {"field": high},
+                },
+            },
+            {
+                "mark": {"type": "point", "filled": True, "size": 80},
+                "encoding": {
+                    "y": y,
+                    "x": {"field": measure, "type": "quantitative"},
+                    "color": {"field": "source", "type": "nominal", "title": "Source"},
+                    "tooltip": [
+                        {"field": "type"},
+                        {"field": "source"},
+                        {"field": measure, "type": "quantitative", "format": ".2%"},
+                        {"field": low, "type": "quantitative", "format": ".2%"},
+                        {"field": high, "type": "quantitative", "format": ".2%"},
+                        {"field": "signals", "type": "quantitative"},
+                    ],
+                },
+            },
+            {
+                "mark": {"type": "rule", "strokeDash": [4, 4], "color": "gray"},
+                "encoding": {"x": {"datum": 0}},
+            },
+        ],
+    }
 
 
 def show_summary(summary: pd.DataFrame) -> None:
@@ -102,13 +127,13 @@ def show_summary(summary: pd.DataFrame) -> None:
         column_config={"source": "Source", **SUMMARY_COLUMNS},
     )
     left, right = st.columns(2)
-    left.altair_chart(
-        interval_chart(summary, "mean_clv", "clv_ci_low", "clv_ci_high", "Mean CLV, 95 % CI"),
-        use_container_width=True,
+    left.vega_lite_chart(
+        spec=interval_chart(summary, "mean_clv", "clv_ci_low", "clv_ci_high", "Mean CLV, 95 % CI"),
+        width="stretch",
     )
-    right.altair_chart(
-        interval_chart(summary, "roi", "roi_ci_low", "roi_ci_high", "ROI at level stakes, 95 % CI"),
-        use_container_width=True,
+    right.vega_lite_chart(
+        spec=interval_chart(summary, "roi", "roi_ci_low", "roi_ci_high", "ROI at level stakes, 95 % CI"),
+        width="stretch",
     )
 
 
