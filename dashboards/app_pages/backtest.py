@@ -60,6 +60,7 @@ BET_COLUMNS: dict[str, Any] = {
     "stake": st.column_config.NumberColumn("Stake", format="%.3f"),
     "closing_bookmaker": "Closing book",
     "fair_probability": st.column_config.NumberColumn("Fair close", format="percent"),
+    "fair_price": st.column_config.NumberColumn("Fair closing price", format="%.2f"),
     "clv": st.column_config.NumberColumn("CLV", format="percent"),
     "beat_close": st.column_config.CheckboxColumn("Beat close"),
     "result": "Result",

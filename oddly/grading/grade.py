@@ -48,6 +48,7 @@ GRADE_COLUMNS = [
     "closing_price",
     "closing_at",
     "fair_probability",
+    "fair_price",
     "clv",
     "beat_close",
     "result",
@@ -79,7 +80,8 @@ def bet_frame(rows: list[dict[str, object]] | pd.DataFrame) -> pd.DataFrame:
 
 
 def grade(bets: pd.DataFrame, closes: pd.DataFrame, results: pd.DataFrame) -> pd.DataFrame:
-    """GRADED_COLUMNS: the bets with their close (`closing_*`, `fair_probability`), `clv` (price
+    """GRADED_COLUMNS: the bets with their close (`closing_*`, `fair_probability` and its
+    `fair_price`), `clv` (price
     after commission x fair closing probability - 1), `beat_close` (CLV above zero), the settled
     `result` and `profit` at the stake (missing, with `unsettled_reason`, where no result is known).
     A bet taken after kick-off (an in-play alert) has no close: its result alone judges it."""
@@ -91,6 +93,7 @@ def grade(bets: pd.DataFrame, closes: pd.DataFrame, results: pd.DataFrame) -> pd
         graded["taken_at"].notna() & graded["kick_off"].notna() & (graded["taken_at"] > graded["kick_off"])
     )
     graded.loc[in_play, ["closing_bookmaker", "closing_price", "closing_at", "fair_probability"]] = None
+    graded["fair_price"] = 1.0 / graded["fair_probability"].astype("float64")
     graded["effective_price"] = net_price(graded["price"], graded["commission"])
     graded["clv"] = clv(graded["effective_price"], graded["fair_probability"].astype("float64"))
     graded["beat_close"] = np.where(graded["clv"].isna(), None, graded["clv"] > 0)

@@ -43,6 +43,7 @@ BET_COLUMNS = [
     "closing_bookmaker",
     "closing_price",
     "fair_probability",
+    "fair_price",
     "clv",
     "beat_close",
     "result",

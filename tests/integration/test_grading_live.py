@@ -212,6 +212,7 @@ def test_alerts_are_graded_once_closed_and_again_when_the_result_arrives(
         fair((1.90, 3.60, 4.40), "home")
     )  # not the in-play 1.30
     assert value["clv"] == pytest.approx(2.20 * fair((1.90, 3.60, 4.40), "home") - 1)
+    assert value["fair_price"] == pytest.approx(1 / fair((1.90, 3.60, 4.40), "home"))
     assert (value["result"], value["profit"]) == ("win", pytest.approx(1.20))
     assert ("value", "away") not in grades.index  # held as a repeat in the same burst: not an alert again
 
