@@ -300,20 +300,22 @@ def nav_link(driver: Any, title: str) -> Any:
     raise RuntimeError(f"no link to {title!r} in the app's navigation")
 
 
-def picker_option(driver: Any, text: str, timeout: float = 10.0) -> Any:
-    """Type `text` into the page's first picker (a select box) and return the first option offered."""
+def picker_option(driver: Any, label: str, text: str, timeout: float = 10.0) -> Any:
+    """Type `text` into the page's select box labelled `label`; the first option it then offers."""
     from selenium.webdriver.common.by import By
 
-    box = driver.find_element(By.CSS_SELECTOR, '[data-testid="stMain"] [data-testid="stSelectbox"] input')
-    box.click()
-    box.send_keys(text)
+    boxes = driver.find_elements(By.CSS_SELECTOR, '[data-testid="stMain"] [data-testid="stSelectbox"]')
+    box = next(b for b in boxes if b.find_element(By.CSS_SELECTOR, "label").text.strip() == label)
+    field = box.find_element(By.CSS_SELECTOR, "input")
+    field.click()
+    field.send_keys(text)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         options = driver.find_elements(By.CSS_SELECTOR, '[role="option"]')
         if options:
             return options[0]
         time.sleep(0.02)
-    raise RuntimeError(f"the picker offered nothing for {text!r}")
+    raise RuntimeError(f"the picker {label!r} offered nothing for {text!r}")
 
 
 # --- the benchmark ---------------------------------------------------------------------------
@@ -446,9 +448,8 @@ def navigation_rounds(samples: Samples, driver: Any, base: str, event: str | Non
             title = titles[page]
             samples.add(page, "navigation", navigate(driver, nav_link(driver, title), title))
             if page == "event" and event is not None:
-                samples.add(
-                    "event_picked", "navigation", navigate(driver, picker_option(driver, event), title)
-                )
+                option = picker_option(driver, "Event", event)
+                samples.add("event_picked", "navigation", navigate(driver, option, title))
 
 
 def busiest_event(settings: Settings) -> tuple[str, str] | None:

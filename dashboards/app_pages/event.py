@@ -18,20 +18,36 @@ from oddly.views import market as views
 Market = tuple[str, str, float | None]
 
 
+ALL_LEAGUES = "All leagues"
+
+
 def pick_event(events: pd.DataFrame, event_id: str | None) -> str | None:
-    league = events["league"].where(events["league"].fillna("") != "", events["sport"])
+    """A league (the linked event's, to begin with), then one of its events: the picker sends the
+    browser one league's events, not the thousands on offer."""
+    ids = events["canonical_event_id"].astype(str)
+    league = events["league"].where(events["league"].fillna("") != "", events["sport"]).astype(str)
+    leagues = [ALL_LEAGUES, *sorted(league.unique())]
+    linked = league[ids == event_id]
+    state = st.session_state
+    if not linked.empty and state.get("event_league_of") != event_id:  # a link to an event
+        state["event_league"], state["event_league_of"] = linked.iloc[0], event_id
+    if state.get("event_league") not in leagues:
+        state["event_league"] = ALL_LEAGUES
+    chosen_league = st.selectbox("League", leagues, key="event_league")
+    shown = league == chosen_league if chosen_league != ALL_LEAGUES else league.notna()
     kick_off = pd.to_datetime(events["starts_at"], utc=True).dt.strftime("%a %d %b %H:%M")
     names = events["home_team"] + " v " + events["away_team"] + " · " + league + " · " + kick_off + " UTC"
-    labels = dict(zip(events["canonical_event_id"].astype(str), names, strict=True))
-    ids = list(labels)
+    labels = dict(zip(ids[shown], names[shown], strict=True))
+    options = list(labels)
     chosen = st.selectbox(
         "Event",
-        ids,
-        index=ids.index(event_id) if event_id in labels else None,
+        options,
+        index=options.index(event_id) if event_id in labels else None,
         format_func=labels.__getitem__,
         placeholder="Pick an event",
     )
     if chosen != event_id:
+        state["event_league_of"] = chosen  # chosen here: the league stays as the user has it
         st.query_params.clear()
         if chosen is not None:
             st.query_params["event_id"] = chosen

@@ -107,9 +107,8 @@ def test_the_app_s_navigation_renders_every_page_in_the_open_app(
                 assert not [p for p in shown.problems if p[0] != "warning"], (page, shown.problems)
                 assert driver.find_element(By.CSS_SELECTOR, '[data-testid="stMain"] h1').text == titles[page]
                 if page == "event":
-                    picked = navigate(
-                        driver, picker_option(driver, "Manchester United v Tottenham"), "Event", timeout=60
-                    )
+                    option = picker_option(driver, "Event", "Manchester United v Tottenham")
+                    picked = navigate(driver, option, "Event", timeout=60)
                     assert picked.seconds is not None, "the picked event did not render in 60 s"
                     heading = driver.find_element(By.CSS_SELECTOR, '[data-testid="stMain"] h2').text
                     assert heading == "Manchester United v Tottenham Hotspur"

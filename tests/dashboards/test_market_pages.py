@@ -96,7 +96,7 @@ def test_event_page_opens_from_an_alert_link(open_page: OpenPage, market_home: M
     app = open_page(market_home.home, "event", event_id=market_home.man_utd, market="1x2", outcome="away")
     no_errors(app)
     assert app.header[0].value == "Manchester United v Tottenham Hotspur"
-    assert app.selectbox[0].value == market_home.man_utd and app.selectbox[1].value == ("1x2", "ft", None)
+    assert [b.value for b in app.selectbox] == ["Premier League", market_home.man_utd, ("1x2", "ft", None)]
     prices = app.dataframe[0].value
     assert list(prices.columns) == [
         "Tottenham Hotspur",
@@ -119,13 +119,21 @@ def test_event_page_opens_from_an_alert_link(open_page: OpenPage, market_home: M
 def test_event_page_without_parameters_offers_a_picker(open_page: OpenPage, market_home: MarketHome) -> None:
     app = open_page(market_home.home, "event")
     no_errors(app)
-    picker = app.selectbox[0]
+    league, picker = app.selectbox
+    assert league.value == "All leagues" and league.options == ["All leagues", "La Liga", "Premier League"]
     assert picker.value is None and len(picker.options) == 3
     assert "Pick an event" in app.info[0].value
     picker.set_value(market_home.chelsea).run()
     no_errors(app)
     assert app.header[0].value == "Chelsea v Arsenal"
     assert app.query_params["event_id"] == market_home.chelsea
+    app.run()
+    assert app.selectbox[0].value == "All leagues" and len(app.selectbox[1].options) == 3  # as chosen
+    app.selectbox[0].set_value("La Liga").run()  # a league: pick one of its events
+    no_errors(app)
+    assert app.selectbox[0].value == "La Liga" and app.selectbox[1].value is None
+    assert [o.split(" · ")[0] for o in app.selectbox[1].options] == ["Real Madrid v Barcelona"]
+    assert "event_id" not in app.query_params and "Pick an event" in app.info[0].value
 
 
 def test_event_page_explains_an_unknown_event(open_page: OpenPage, market_home: MarketHome) -> None:
