@@ -3,9 +3,10 @@ one bet per signal (`oddly.grading.signals`), the reference strategy beside them
 (`oddly.grading.kaunitz`), every bet graded against the close and the result, and the run summed
 up per type.
 
-The history is read in batches of events by kick-off (each batch one query for its ticks), so a
-long history never has to fit in memory at once; events never span batches, so nothing a detector
-or the strategy sees is cut. Only pre-match ticks are read: a signal after kick-off has no closing
+The history is read in batches of events by kick-off (each batch one query for its ticks), sized
+by the snapshot rows their replay will hold (counted in SQL first), so a long or busy history never
+has to fit in memory at once; events never span batches, so nothing a detector or the strategy
+sees is cut. Only pre-match ticks are read: a signal after kick-off has no closing
 line to be judged against.
 """
 
@@ -21,7 +22,13 @@ import pandas as pd
 from oddly.detect.rules import Rules
 from oddly.grading.closing import closing_lines
 from oddly.grading.grade import GRADED_COLUMNS, grade
-from oddly.grading.history import read_aggregate_ticks, read_events, read_results, read_ticks
+from oddly.grading.history import (
+    read_aggregate_ticks,
+    read_events,
+    read_results,
+    read_ticks,
+    snapshot_sizes,
+)
 from oddly.grading.kaunitz import KaunitzParams, kaunitz_bets, state_before
 from oddly.grading.replay import REPLAYED_TYPES, best_prices, detect_history
 from oddly.grading.run import GradingRun, new_run_id
@@ -40,6 +47,8 @@ class BacktestConfig:
     resamples: int = DEFAULT_RESAMPLES
     seed: int = DEFAULT_SEED
     events_per_batch: int = 400
+    # Snapshot rows one batch may hold (about 0.8 KB each in memory): a batch closes at either bound.
+    snapshot_rows_per_batch: int = 1_000_000
 
     def __post_init__(self) -> None:
         unknown = [t for t in self.types if t not in REPLAYED_TYPES]
@@ -63,6 +72,26 @@ def event_names(ticks: pd.DataFrame) -> dict[str, str]:
     return dict(zip(first["canonical_event_id"], first["home"] + " v " + first["away"], strict=True))
 
 
+def event_batches(ids: list[str], sizes: pd.Series, config: BacktestConfig) -> list[set[str]]:
+    """The events in kick-off order, cut into batches of at most `events_per_batch` events and
+    `snapshot_rows_per_batch` snapshot rows (an event larger than that is a batch of its own)."""
+    batches: list[set[str]] = []
+    current: set[str] = set()
+    rows = 0
+    for event in ids:
+        size = int(sizes.get(event, 0))
+        if current and (
+            len(current) >= config.events_per_batch or rows + size > config.snapshot_rows_per_batch
+        ):
+            batches.append(current)
+            current, rows = set(), 0
+        current.add(event)
+        rows += size
+    if current:
+        batches.append(current)
+    return batches
+
+
 def run_backtest(
     warehouse: Warehouse,
     rules: Rules,
@@ -79,8 +108,9 @@ def run_backtest(
     graded: list[pd.DataFrame] = []
     skipped: Counter[str] = Counter()
     counts: Counter[str] = Counter(events=len(ids))
-    for start in range(0, len(ids), config.events_per_batch):
-        batch = set(ids[start : start + config.events_per_batch])
+    batches = event_batches(ids, snapshot_sizes(warehouse, events), config)
+    done = 0
+    for batch in batches:
         batch_events = events.loc[events["canonical_event_id"].isin(batch)]
         ticks = read_ticks(warehouse, batch_events)
         kick_offs = dict(zip(batch_events["canonical_event_id"], batch_events["kick_off"], strict=False))
@@ -107,8 +137,8 @@ def run_backtest(
         graded.append(grade(batch_bets, closes, results))
         counts["events_with_close"] += closes["canonical_event_id"].nunique()
         counts["events_with_result"] += len(results)
+        done += len(batch)
         if progress is not None:
-            done = min(start + config.events_per_batch, len(ids))
             progress(f"{done:,}/{len(ids):,} events: {sum(len(g) for g in graded):,} bets graded")
     bets = pd.concat(graded, ignore_index=True) if graded else pd.DataFrame(columns=GRADED_COLUMNS)
     counts["bets"] = len(bets)

@@ -143,6 +143,32 @@ def read_ticks(
     return _typed(table.to_pandas())
 
 
+def snapshot_sizes(warehouse: Warehouse, events: pd.DataFrame) -> pd.Series:
+    """Per canonical event, how many rows its replay snapshots will hold (Σ over its markets of
+    the distinct tick times × the book outcomes quoted), counted in SQL so batches can be sized
+    before any tick is read into memory."""
+    if events.empty:
+        return pd.Series(dtype="int64")
+    sql = """
+        with pre as (
+            select e.canonical_event_id, t.market, t.period, t.line, t.bookmaker, t.outcome, t.observed_at
+            from raw.odds_ticks t
+            join _events e on t.bookmaker = e.bookmaker and t.source_event_id = e.source_event_id
+            where t.observed_at <= e.kick_off and not t.is_live
+        ),
+        markets as (
+            select canonical_event_id,
+                count(distinct observed_at) * count(distinct bookmaker || '|' || outcome) as size
+            from pre
+            group by canonical_event_id, market, period, line
+        )
+        select canonical_event_id, sum(size) as size from markets group by canonical_event_id
+    """
+    (table,) = warehouse.arrow_with([sql], {"_events": _events_table(events)})
+    sizes = table.to_pandas()
+    return sizes.set_index("canonical_event_id")["size"].astype("int64")
+
+
 def read_aggregate_ticks(warehouse: Warehouse, events: pd.DataFrame) -> pd.DataFrame:
     """The pre-match ticks of the aggregate books (market_max, market_avg, oddsportal_avg) on these
     events: never in the event map, they are found by the source event id they share with a mapped

@@ -15,6 +15,7 @@ import pytest
 from oddly.detect.detection import Detection
 from oddly.detect.pipeline import detect_fresh
 from oddly.detect.rules import Rules
+from oddly.grading.backtest import BacktestConfig, event_batches
 from oddly.grading.closing import closing_lines
 from oddly.grading.grade import bet_frame, grade
 from oddly.grading.kaunitz import KaunitzParams, kaunitz_bets, state_before
@@ -569,3 +570,11 @@ def test_the_replay_finds_what_the_polls_would_have_found_moment_by_moment() -> 
 
     assert keys(live) and keys(replayed) == keys(live)
     assert {d.type for d in replayed} == set(types)
+
+
+def test_batches_close_at_either_bound_and_never_split_an_event() -> None:
+    sizes = pd.Series({"a": 400, "b": 500, "c": 300, "d": 5000, "e": 10})
+    config = BacktestConfig(events_per_batch=2, snapshot_rows_per_batch=1000)
+    batches = event_batches(["a", "b", "c", "d", "e"], sizes, config)
+    assert batches == [{"a", "b"}, {"c"}, {"d"}, {"e"}]  # c would pass 1,000 rows; d alone exceeds it
+    assert event_batches(["x", "y"], pd.Series(dtype="int64"), config) == [{"x", "y"}]
