@@ -114,11 +114,14 @@ def vacuum_sqlite(path: Path, attempts: int = 5) -> int:
     few times, then left for the next run (the error names it)."""
     if not path.exists():
         return 0
-    before = path.stat().st_size
+    wal = path.with_name(path.name + "-wal")
+    before = path.stat().st_size + (wal.stat().st_size if wal.exists() else 0)
     for attempt in range(attempts):
         try:
             with sqlite3.connect(path, timeout=10) as db:
                 db.execute("vacuum")
+                # in WAL mode the rewritten pages sit in the log until a checkpoint moves them home
+                db.execute("pragma wal_checkpoint(truncate)")
             break
         except sqlite3.OperationalError as exc:
             if "locked" not in str(exc) and "busy" not in str(exc):
@@ -128,4 +131,4 @@ def vacuum_sqlite(path: Path, attempts: int = 5) -> int:
                     f"{path} stayed busy through {attempts} tries; vacuumed next time"
                 ) from exc
             time.sleep(1.0 + attempt)
-    return max(0, before - path.stat().st_size)
+    return max(0, before - path.stat().st_size - (wal.stat().st_size if wal.exists() else 0))

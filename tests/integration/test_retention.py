@@ -113,7 +113,8 @@ def one_round(
 
 
 def storage_bytes(instance: dg.DagsterInstance) -> int:
-    return sum(p.stat().st_size for p in sqlite_files(instance))
+    files = [*sqlite_files(instance), *(p.with_name(p.name + "-wal") for p in sqlite_files(instance))]
+    return sum(p.stat().st_size for p in files if p.exists())
 
 
 def test_many_poll_sized_rounds_leave_dagster_storage_under_a_bound(tmp_path: Path) -> None:
