@@ -117,7 +117,10 @@ def run_backtest(
         found, shots = detect_history(ticks, rules, config.types)
         counts.update(f"detections_{d.type}" for d in found)
         bets, why = bets_from_detections(
-            found, best_prices(shots, rules.exchange_commission), kick_offs=kick_offs
+            found,
+            best_prices(shots, rules.exchange_commission),
+            kick_offs=kick_offs,
+            commission=rules.exchange_commission,
         )
         skipped.update(why)
         bets, repeats = first_signals(bets)

@@ -163,8 +163,9 @@ def value_rows(prices: pd.DataFrame, sharp_books: Collection[str]) -> pd.DataFra
     by_outcome = fair.groupby(sharp["outcome_id"]).mean().rename("fair_probability")
     soft = prices.loc[prices["is_open"] & ~prices["bookmaker"].isin(sharp_books)]
     rows = soft.join(by_outcome, on="outcome_id", how="inner")
-    moment = rows.groupby("market_id", sort=False)["observed_at"].transform("max")
-    return rows.assign(observed_at=moment)
+    # the snapshot's moment: its newest tick, whichever book's (a sharp move makes value too)
+    moments = prices.groupby("market_id", sort=False)["observed_at"].max().rename("moment")
+    return rows.join(moments, on="market_id").assign(observed_at=lambda f: f["moment"]).drop(columns="moment")
 
 
 def best_prices(shots: Snapshots, commission: dict[str, float]) -> pd.DataFrame:

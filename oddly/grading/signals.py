@@ -69,6 +69,7 @@ def bets_from_detections(
     *,
     source: str = "backtest",
     kick_offs: Mapping[str, Any] | None = None,
+    commission: Mapping[str, float] | None = None,
 ) -> tuple[pd.DataFrame, Counter[str]]:
     """The bets of replayed detections and what was skipped, by "type: reason". `best` holds the
     best price on offer per snapshot (`oddly.grading.replay.best_prices`), for the move types."""
@@ -102,7 +103,8 @@ def bets_from_detections(
             if d.type != "value" and points is not None and float(points) >= 0:
                 skipped[f"{d.type}: {SHORT_BOOK}"] += 1
                 continue
-            rows.append({**base, "bookmaker": d.bookmaker, "price": reasons.get("price"), "commission": 0.0})
+            rate = (commission or {}).get(d.bookmaker or "", 0.0)
+            rows.append({**base, "bookmaker": d.bookmaker, "price": reasons.get("price"), "commission": rate})
         elif d.type in FOLLOW_TYPES:
             if reasons.get("direction") == "drifting":
                 skipped[f"{d.type}: {DRIFTING}"] += 1

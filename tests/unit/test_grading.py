@@ -578,3 +578,36 @@ def test_batches_close_at_either_bound_and_never_split_an_event() -> None:
     batches = event_batches(["a", "b", "c", "d", "e"], sizes, config)
     assert batches == [{"a", "b"}, {"c"}, {"d"}, {"e"}]  # c would pass 1,000 rows; d alone exceeds it
     assert event_batches(["x", "y"], pd.Series(dtype="int64"), config) == [{"x", "y"}]
+
+
+def test_value_appears_when_the_sharp_book_moves_past_a_soft_price() -> None:
+    """bet365's home 2.30 is no value against pinnacle's first prices, and becomes value when
+    pinnacle shortens the home side two hours later: detected then, not when bet365 priced it."""
+    ticks = pd.DataFrame(
+        [
+            *(
+                tick("bet365", o, p, 300)
+                for o, p in zip(("home", "draw", "away"), (2.30, 3.30, 3.20), strict=True)
+            ),
+            *(
+                tick("pinnacle", o, p, 300)
+                for o, p in zip(("home", "draw", "away"), (2.30, 3.40, 3.45), strict=True)
+            ),
+            *(
+                tick("pinnacle", o, p, 180)
+                for o, p in zip(("home", "draw", "away"), (1.95, 3.70, 4.20), strict=True)
+            ),
+        ]
+    ).assign(previous_price=None)
+    found, _ = detect_history(ticks, RULES, ("value",))
+    assert [(d.bookmaker, d.outcome, d.detected_at) for d in found] == [
+        ("bet365", "home", KICK_OFF - timedelta(minutes=180))
+    ]
+    # the power method by bisection: the exponent k with Σ q^k = 1 over pinnacle's later prices
+    implied = [1 / 1.95, 1 / 3.70, 1 / 4.20]
+    low, high = 0.5, 2.0
+    for _ in range(100):
+        k = (low + high) / 2
+        low, high = (k, high) if sum(q**k for q in implied) > 1 else (low, k)
+    assert found[0].reasons["fair_probability"] == pytest.approx(implied[0] ** k, abs=1e-6)
+    assert found[0].reasons["edge"] == pytest.approx(2.30 * implied[0] ** k - 1, abs=1e-6)
