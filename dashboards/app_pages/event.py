@@ -34,10 +34,10 @@ def pick_event(events: pd.DataFrame, event_id: str | None) -> str | None:
     if state.get("event_league") not in leagues:
         state["event_league"] = ALL_LEAGUES
     chosen_league = st.selectbox("League", leagues, key="event_league")
-    shown = league == chosen_league if chosen_league != ALL_LEAGUES else league.notna()
-    kick_off = pd.to_datetime(events["starts_at"], utc=True).dt.strftime("%a %d %b %H:%M")
-    names = events["home_team"] + " v " + events["away_team"] + " · " + league + " · " + kick_off + " UTC"
-    labels = dict(zip(ids[shown], names[shown], strict=True))
+    shown = events[league == chosen_league] if chosen_league != ALL_LEAGUES else events
+    kick_off = pd.to_datetime(shown["starts_at"], utc=True).dt.strftime("%a %d %b %H:%M")
+    names = shown["home_team"] + " v " + shown["away_team"] + " · " + league[shown.index] + " · " + kick_off
+    labels = dict(zip(ids[shown.index], names + " UTC", strict=True))
     options = list(labels)
     chosen = st.selectbox(
         "Event",
