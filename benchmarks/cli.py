@@ -9,7 +9,9 @@ from benchmarks.import_bench import import_bench
 from benchmarks.ingest import ingest
 from benchmarks.latency import latency
 from benchmarks.marts import marts
+from benchmarks.replay_bench import replay_bench
 from benchmarks.score import score
+from benchmarks.soak import soak
 
 
 @click.group()
@@ -22,4 +24,6 @@ bench.add_command(import_bench)
 bench.add_command(ingest)
 bench.add_command(latency)
 bench.add_command(marts)
+bench.add_command(replay_bench)
 bench.add_command(score)
+bench.add_command(soak)

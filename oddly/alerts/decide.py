@@ -225,9 +225,10 @@ def decide(
     *,
     new_id: Callable[[], str] = lambda: uuid.uuid4().hex,
 ) -> list[Decision]:
-    """One decision per candidate, in detection order and, among those detected together, the
-    strongest first. `recent`: earlier decisions by cooldown key (`Candidate.cooldown_key`, at least
-    the policy's longest cooldown back); decisions earlier in this batch count too."""
+    """One decision per candidate — but for a repeat of an alert already held (`is_repeat`) — in
+    detection order and, among those detected together, the strongest first. `recent`: earlier
+    decisions by cooldown key (`Candidate.cooldown_key`, at least the policy's longest cooldown
+    back); decisions earlier in this batch count too."""
     now = utc(now)
     per = policy.cooldown.per
     history: dict[str, list[PriorDecision]] = {key: list(rows) for key, rows in recent.items()}
@@ -253,6 +254,8 @@ def decide(
             continue
         key = candidate.cooldown_key(per)
         decision = _decide_one(candidate, history.get(key, []), policy, now, context or {}, new_id())
+        if decision.action == "held" and is_repeat(candidate, decision, history.get(key, []), policy, now):
+            continue  # the very alert already decided within its cooldown: nothing new to decide
         history.setdefault(key, []).append(
             PriorDecision(
                 decision.alert_id,
@@ -265,6 +268,26 @@ def decide(
         )
         decisions.append(decision)
     return decisions
+
+
+def is_repeat(
+    c: Candidate, decision: Decision, prior: Sequence[PriorDecision], policy: AlertPolicy, now: datetime
+) -> bool:
+    """The same selection (dedup key) was already held within its cooldown, at this severity or
+    above and not weaker by the re-send ratio: a detector seeing the same condition again on its
+    next poll. The audit records the first hold (it says why the alert was not sent again); the
+    polls after it change nothing and are not recorded, or every lasting arbitrage or value bet
+    would add a row per poll."""
+    since = now - timedelta(minutes=policy.cooldown_minutes(c.type))
+    ratio = policy.cooldown.resend_strength_ratio
+    return any(
+        p.dedup_key == c.dedup_key
+        and p.action == "held"
+        and utc(p.decided_at) >= since
+        and _rank(p.severity) >= _rank(decision.severity)
+        and (p.strength is None or c.strength < ratio * p.strength)
+        for p in prior
+    )
 
 
 def _decide_one(

@@ -283,3 +283,15 @@ def test_by_event_the_cooldown_reads_earlier_alerts_on_any_market_of_the_event()
     assert held.action == "held"
     [again] = decide(to_candidates([detection(strength=3.2)]), {"ev1|sharp_drop": [earlier]}, BY_EVENT, NOW)
     assert again.action == "queued" and "re-sent: 1.6× as strong" in again.reason
+
+
+def test_after_one_hold_the_same_condition_seen_again_is_not_recorded_until_it_changes() -> None:
+    key = "ev1|1x2|ft||home|sharp_drop|x"
+    sent, held = prior(6, 2.0), prior(3, 2.1, action="held")
+    assert decide(to_candidates([detection(strength=2.2)]), {key: [sent, held]}, POLICY, NOW) == []
+    # stronger by the re-send ratio than the hold: a decision again (here re-sent)
+    [stronger] = decide(to_candidates([detection(strength=3.2)]), {key: [sent, held]}, POLICY, NOW)
+    assert stronger.action == "queued"
+    # another selection of the event (here, another book) is its own alert
+    [other] = decide(to_candidates([detection(strength=2.2, book="y")]), {key: [sent, held]}, POLICY, NOW)
+    assert other.action == "queued"
