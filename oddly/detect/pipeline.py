@@ -16,7 +16,7 @@ fct_value_bets and fct_bookmaker_quality and runs every detector that has its in
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Iterable
 from datetime import datetime
 
 import pandas as pd
@@ -113,22 +113,34 @@ def detect_marts(
     if steam_moves is not None and wanted("steam"):
         found += detect_steam(steam_moves, rules)
     if value_bets is not None and wanted("value"):
-        found += detect_value(_with_tick_times(to_frame(value_bets), price_rows), rules)
+        found += detect_value(_with_tick_times(to_frame(value_bets), price_rows, rules.sharp_books), rules)
     return sort_detections(found)
 
 
-def _with_tick_times(value_bets: pd.DataFrame, prices: pd.DataFrame) -> pd.DataFrame:
-    """Value bets with the time of their price's tick (fct_prices_current.last_changed_at)."""
+def _with_tick_times(
+    value_bets: pd.DataFrame, prices: pd.DataFrame, sharp_books: Iterable[str] = ()
+) -> pd.DataFrame:
+    """Value bets with the moment they became one: the later of their own price's last change and
+    the last change of the sharp books on the same market (fct_prices_current.last_changed_at) — a
+    value bet appears as often because the sharp book moved while the soft price stayed put."""
     if value_bets.empty or prices.empty or "observed_at" in value_bets.columns:
         return value_bets
     times = "last_changed_at" if "last_changed_at" in prices.columns else "observed_at"
-    keys = ["canonical_event_id", "bookmaker", "market", "period", "line_key", "outcome"]
-    right = prices.assign(line_key=pd.to_numeric(prices["line"]).fillna(NO_LINE))[[*keys, times]]
-    left = value_bets.assign(line_key=pd.to_numeric(value_bets["line"]).fillna(NO_LINE))
-    joined = left.merge(
-        right.rename(columns={times: "observed_at"}).drop_duplicates(keys), on=keys, how="left"
+    market = ["canonical_event_id", "market", "period", "line_key"]
+    keys = [*market[:1], "bookmaker", *market[1:], "outcome"]
+    right = prices.assign(line_key=pd.to_numeric(prices["line"]).fillna(NO_LINE))
+    own = right[[*keys, times]].rename(columns={times: "own_at"}).drop_duplicates(keys)
+    sharp = (
+        right[right["bookmaker"].isin(list(sharp_books))]
+        .groupby(market, dropna=False)[times]
+        .max()
+        .rename("sharp_at")
+        .reset_index()
     )
-    return joined.drop(columns="line_key")
+    left = value_bets.assign(line_key=pd.to_numeric(value_bets["line"]).fillna(NO_LINE))
+    joined = left.merge(own, on=keys, how="left").merge(sharp, on=market, how="left")
+    joined["observed_at"] = joined[["own_at", "sharp_at"]].max(axis=1)
+    return joined.drop(columns=["line_key", "own_at", "sharp_at"])
 
 
 def sort_detections(detections: list[Detection]) -> list[Detection]:

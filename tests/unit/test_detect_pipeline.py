@@ -133,3 +133,24 @@ def test_detections_as_a_table() -> None:
     assert len(table) == 2
     assert json.loads(table.loc[table["type"] == "sharp_drop", "reasons"].iloc[0])["price"] == 1.6
     assert detections_frame([]).empty
+
+
+def test_a_value_bet_made_by_the_sharp_book_moving_is_dated_by_that_move() -> None:
+    """The soft price stood still since at(0); the sharp book's later move made it a value bet."""
+    prices = latest().rename(columns={"observed_at": "last_changed_at"})
+    sharp = next(iter(RULES.sharp_books))
+    prices.loc[prices["bookmaker"] == "a", "bookmaker"] = sharp
+    prices.loc[prices["bookmaker"] == sharp, "last_changed_at"] = at(300)
+    value = {
+        "canonical_event_id": "ev1",
+        "bookmaker": "x",
+        "market": "1x2",
+        "period": "ft",
+        "line": None,
+        "outcome": "draw",
+        "price": 4.0,
+        "fair_probability": 0.27,
+        "edge": 4.0 * 0.27 - 1,
+    }
+    [found] = detect_marts(RULES, prices=prices, value_bets=[value], only=["value"])
+    assert found.detected_at == at(300)
