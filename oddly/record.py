@@ -174,19 +174,11 @@ class RecordingWriter:
                 f"{self.directory} is being recorded into by another process; stop it or choose another "
                 "directory"
             ) from None
-        manifest = self.directory / MANIFEST
-        if manifest.exists():
-            existing = read_recording(self.directory)
-            others = sorted({s.feed_name for s in existing.sessions} - {self.feed.name})
-            if others:
-                self.close()
-                raise RecordingError(
-                    f"{self.directory} holds a recording of feed {', '.join(others)}; record feed "
-                    f"{self.feed.name} into another directory"
-                )
-            self.next_cycle = max(existing.last_cycle, _last_payload_cycle(self.directory)) + 1
-            _end_torn_line(manifest)
-        self._manifest = open(manifest, "ab")  # noqa: SIM115 - closed in close()
+        try:
+            self._continue(self.directory / MANIFEST)
+        except BaseException:
+            self.close()
+            raise
         self._append(
             {
                 "type": "recording",
@@ -200,6 +192,20 @@ class RecordingWriter:
                 "oddly_version": _oddly_version(),
             }
         )
+
+    def _continue(self, manifest: Path) -> None:
+        """Open the manifest for appending, after the cycles a recording already there holds."""
+        if manifest.exists():
+            existing = read_recording(self.directory)
+            others = sorted({s.feed_name for s in existing.sessions} - {self.feed.name})
+            if others:
+                raise RecordingError(
+                    f"{self.directory} holds a recording of feed {', '.join(others)}; record feed "
+                    f"{self.feed.name} into another directory"
+                )
+            self.next_cycle = max(existing.last_cycle, _last_payload_cycle(self.directory)) + 1
+            _end_torn_line(manifest)
+        self._manifest = open(manifest, "ab")  # noqa: SIM115 - closed in close()
 
     def close(self) -> None:
         if self._manifest is not None:

@@ -84,7 +84,7 @@ class ReplayCycle:
     decided_at: datetime  # the end of the recorded fetch: the poll's clock for its decisions
     observed_at: datetime  # when the answer came: the ticks' observation time
     feed: FeedConfig
-    where: str  # for messages: "recording rec/22bet cycle 12"
+    where: str  # in messages: "recording rec/22bet cycle 12 at 2026-12-01 10:00:05"
     outcome: FetchOutcome | BaseException | None = None
     parsed: ParseResult | None = None  # rows already parsed (Betfair stream updates)
     fetch_seconds: float = 0.0
@@ -132,8 +132,8 @@ def _add_file(path: Path, found: Sources, *, inside_dir: bool) -> None:
 
 
 def sniff(path: Path) -> str:
-    """ "betfair" when the file's first line is an Exchange Stream message (plain, .gz or .bz2, as
-    betfair_stream reads them), else what it looks like, in words."""
+    """What a file holds, told by its first line: "betfair" for an Exchange Stream message (plain,
+    .gz or .bz2, as betfair_stream reads them), else what it looks like, in words."""
     try:
         opener: Any = {".gz": gzip.open, ".bz2": bz2.open}.get(path.suffix, open)
         with opener(path, "rb") as f:
@@ -146,7 +146,9 @@ def sniff(path: Path) -> str:
     try:
         message = orjson.loads(first)
     except orjson.JSONDecodeError:
-        return "not JSON lines"
+        # a first line longer than what was read (a market image with deep ladders) is cut short
+        cut = len(first) == len(head.lstrip()) and b'"op":"mcm"' in first[:200]
+        return "betfair" if cut else "not JSON lines"
     if isinstance(message, dict) and (message.get("op") == "mcm" or ("mc" in message and "pt" in message)):
         return "betfair"
     return "JSON of another kind"
@@ -215,7 +217,7 @@ def recording_cycles(
             decided_at=finished,
             observed_at=received,
             feed=feeds[cycle.session],
-            where=where,
+            where=f"{where} at {began:%Y-%m-%d %H:%M:%S}",
             outcome=outcome,
             fetch_seconds=(finished - began).total_seconds(),
         )
@@ -605,7 +607,7 @@ class Replay:
             s.decisions += poll.alerts.decisions
             s.by_action.update(poll.alerts.by_action)
             s.by_severity.update(poll.alerts.by_severity)
-        s.run_errors += [f"{cycle.at:%Y-%m-%d %H:%M:%S} {p}" for p in poll.problems]
+        s.run_errors += [f"{cycle.where}: {p}" for p in poll.problems]
 
     def _finish(self) -> None:
         s = self.summary
