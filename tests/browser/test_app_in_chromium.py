@@ -16,6 +16,7 @@ import pytest
 
 from benchmarks.dashboard import (
     APP,
+    CHART,
     chromium,
     chromium_paths,
     load_page,
@@ -108,7 +109,7 @@ def test_the_app_s_navigation_renders_every_page_in_the_open_app(
                 assert driver.find_element(By.CSS_SELECTOR, '[data-testid="stMain"] h1').text == titles[page]
                 if page == "event":
                     option = picker_option(driver, "Event", "Manchester United v Tottenham")
-                    picked = navigate(driver, option, "Event", timeout=60)
+                    picked = navigate(driver, option, "Event", CHART, timeout=60)
                     assert picked.seconds is not None, "the picked event did not render in 60 s"
                     heading = driver.find_element(By.CSS_SELECTOR, '[data-testid="stMain"] h2').text
                     assert heading == "Manchester United v Tottenham Hotspur"
