@@ -22,6 +22,7 @@ pages = {
     "Monitoring": [
         st.Page("app_pages/bookmakers.py", title="Bookmakers", icon="🏦", url_path="bookmakers"),
         st.Page("app_pages/alerts.py", title="Alerts", icon="🔔", url_path="alerts"),
+        st.Page("app_pages/backtest.py", title="Backtest", icon="🎯", url_path="backtest"),
     ],
     "Configuration": [
         st.Page("app_pages/models.py", title="Models", icon="🧠", url_path="models"),

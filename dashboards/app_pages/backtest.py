@@ -175,7 +175,7 @@ def run_label(runs: pd.DataFrame) -> dict[str, str]:
     return labels
 
 
-st.title("Backtest and grading")
+st.title("Backtest")
 st.caption(
     "CLV: the price taken (after an exchange's commission) × the sharp book's no-vig closing "
     "probability − 1: what the bet was worth if the close is right. ROI: profit at one unit per "

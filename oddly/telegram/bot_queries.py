@@ -127,8 +127,7 @@ def event_view(reader: MartsReader, event_id: str, app_url: str, now: datetime) 
         return EventView(event_id, text, name, "", "", None, "", None, None)
     prices["line"] = prices["line"].map(views.number)
     market, period, line = views.main_market(prices)
-    main = prices[(prices["market"] == market) & (prices["period"] == period)]
-    main = main[main["line"].map(lambda v: v == line)]
+    main = views.market_rows(prices, market, period, line)  # a null line matches None, not NaN
     outcomes = sorted(main["outcome"].unique(), key=views.outcome_rank)
     rows = [f"<b>{html.escape(views.market_words(market, period, line))}</b> (best ★)"]
     for outcome in outcomes:

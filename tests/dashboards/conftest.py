@@ -36,7 +36,7 @@ from oddly.warehouse.store import FeedRunRecord, Warehouse
 from tests.integration.test_dbt_project import dbt
 
 DASHBOARDS = Path(__file__).resolve().parents[2] / "dashboards"
-PAGES = ("scanner", "event", "divergence", "bookmakers", "alerts", "models", "rules")
+PAGES = ("scanner", "event", "divergence", "bookmakers", "alerts", "backtest", "models", "rules")
 APP_TIMEOUT = 30  # seconds for one AppTest run (the first imports altair and pandas' styler)
 
 Event = tuple[str, str, str, str, float]  # source event id, home, away, league, hours to kick-off

@@ -1136,8 +1136,8 @@ DELETE = object()
             "ODDLY_TELEGRAM_TOKEN is not a variable",
         ),
         (
-            _set("services.sender.environment.ODDLY_DATABASE_URL", "postgresql://oddly:x@postgres:5432/app"),
-            "ODDLY_DATABASE_URL is not a variable",
+            _set("services.sender.environment.ODDLY_DB_URL", "postgresql://oddly:x@postgres:5432/app"),
+            "ODDLY_DB_URL is not a variable",
         ),
         (
             _set("services.dagster-daemon.environment.DAGSTER_GRPC_TIMEOUT", "600"),
