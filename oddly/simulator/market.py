@@ -20,6 +20,7 @@ from oddly.simulator.markets import MarketSpec, catalogue, grid, probabilities
 from oddly.simulator.scenarios import SCENARIO_TYPES, Overlay, Scenario
 from oddly.simulator.teams import LEAGUES, spelling
 
+LOG_RATE_LOW, LOG_RATE_HIGH = float(np.log(0.05)), float(np.log(6.0))
 MATCH_SECONDS = 90 * 60
 GOAL_SUSPENSION_SECONDS = 45.0
 SIDED_TYPES = ("sharp_drop", "steam", "stale_line")  # they shorten the home or the away win
@@ -168,6 +169,9 @@ class Market:
         moving = self.rng.random(n) < cfg.moves_per_hour * dt / 3600
         self.log_home += moving * self.rng.normal(0.0, cfg.move_size, n)
         self.log_away += moving * self.rng.normal(0.0, cfg.move_size, n)
+        # a random walk over a long run must not leave football: 0.05 to 6 expected goals a side
+        np.clip(self.log_home, LOG_RATE_LOW, LOG_RATE_HIGH, out=self.log_home)
+        np.clip(self.log_away, LOG_RATE_LOW, LOG_RATE_HIGH, out=self.log_away)
         live = (self.elapsed() > 0) & (self.elapsed() < MATCH_SECONDS)
         for goals, log_rate, side in (
             (self.goals_home, self.log_home, "home"),

@@ -39,9 +39,10 @@ def _poisson(rate: np.ndarray) -> np.ndarray:
     """P(k goals) for k < MAX_GOALS per event, renormalized over the truncated range."""
     k = np.arange(MAX_GOALS)
     log_factorial = np.concatenate([[0.0], np.cumsum(np.log(np.arange(1, MAX_GOALS)))])
-    pmf = np.exp(
-        -rate[:, None] + k[None, :] * np.log(np.maximum(rate[:, None], 1e-12)) - log_factorial[None, :]
-    )
+    log_pmf = -rate[:, None] + k[None, :] * np.log(np.maximum(rate[:, None], 1e-12)) - log_factorial[None, :]
+    # scaled by each row's largest term first: a rate far above MAX_GOALS would otherwise underflow
+    # every term to 0 and divide 0 by 0
+    pmf = np.exp(log_pmf - log_pmf.max(axis=1, keepdims=True))
     return pmf / pmf.sum(axis=1, keepdims=True)
 
 

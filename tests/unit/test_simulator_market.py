@@ -152,3 +152,12 @@ def test_scale_knobs() -> None:
     assert len(doc["Value"]) == 7
     assert m.price_count("22bet") == 7 * sum(len(s.types) for s in m.specs)
     assert len(m.specs) == 20
+
+
+def test_goal_probabilities_stay_finite_for_any_rate() -> None:
+    import numpy as np
+
+    from oddly.simulator.markets import _poisson
+
+    pmf = _poisson(np.array([0.0, 1.4, 50.0, 900.0]))
+    assert np.isfinite(pmf).all() and np.allclose(pmf.sum(axis=1), 1.0)
