@@ -7,8 +7,7 @@ ingest 100,000 new ticks through the ingestion's write path, run the cycle the p
 sensor runs (`oddly.warehouse.cycle.run_marts_cycle`: event matching, `dbt run --selector
 ingest_cycle`, the marts published), and last the data tests that run apart from the cycle
 (`checks` every few minutes, `raw_history` daily). Peak RSS is the worker's, sampled during each
-command (DuckDB runs in it). `run_dbt` (the dbt CLI in a child process) stays for the dashboard
-benchmark's writer.
+command (DuckDB runs in it).
 """
 
 from __future__ import annotations
@@ -35,21 +34,8 @@ import numpy as np
 
 from benchmarks.history import DAY, TICKS_PER_DAY, ingest_round, simulate, write
 from oddly.config import Settings
-from oddly.warehouse.dbt_env import DBT_PROJECT_DIR, dbt_env
+from oddly.warehouse.dbt_env import dbt_env
 from oddly.warehouse.store import Warehouse
-
-# What the dashboard benchmark's writer runs through the dbt CLI.
-FULL_REFRESH = ("run", "--full-refresh")
-CYCLE = ("run", "--selector", "ingest_cycle")
-
-
-@dataclass
-class DbtRun:
-    seconds: float  # wall time of the dbt process, start-up included
-    dbt_seconds: float  # dbt's own elapsed time (run_results.json), without Python start-up
-    peak_rss_mb: float
-    nodes: dict[str, float] = field(default_factory=dict)  # slowest nodes, seconds
-
 
 # A cycle's parts, as `MartsCycle.timings` names them.
 PARTS = ("match_seconds", "dbt_models_seconds", "publish_seconds", "warehouse_held_seconds")
@@ -142,52 +128,6 @@ def bench_home(home: Path | None, prefix: str = "oddly-bench-marts-") -> Iterato
         yield root
     finally:
         shutil.rmtree(root, ignore_errors=True)
-
-
-def _peak_rss_kb(pid: int) -> int:
-    """A process's peak RSS so far (VmHWM: its own, not its parent's before exec; 0 once gone)."""
-    try:
-        status = Path(f"/proc/{pid}/status").read_text()
-    except OSError:
-        return 0
-    return next((int(line.split()[1]) for line in status.splitlines() if line.startswith("VmHWM:")), 0)
-
-
-def run_dbt(settings: Settings, *args: str) -> DbtRun:
-    """dbt in a child process, as `oddly dbt` runs it, with its peak RSS (sampled every 10 ms)."""
-    command = [
-        str(Path(sys.executable).parent / "dbt"),
-        *args,
-        "--project-dir",
-        str(DBT_PROJECT_DIR),
-        "--profiles-dir",
-        str(DBT_PROJECT_DIR),
-        "--target-path",
-        str(settings.home / "dbt_target"),
-        "--log-path",
-        str(settings.home / "dbt_logs"),
-    ]
-    log = settings.home / "dbt_output.log"
-    t0 = time.perf_counter()
-    peak_kb = 0
-    with open(log, "w") as out:
-        process = subprocess.Popen(command, env={**os.environ, **dbt_env(settings)}, stdout=out, stderr=out)
-        while process.poll() is None:
-            peak_kb = max(peak_kb, _peak_rss_kb(process.pid))
-            time.sleep(0.01)  # the wall time is then at most 10 ms long
-    seconds = time.perf_counter() - t0
-    if process.returncode:
-        tail = log.read_text()[-3000:]
-        raise click.ClickException(f"dbt {' '.join(args)} failed:\n{tail}")
-    results = json.loads((settings.home / "dbt_target" / "run_results.json").read_text())
-    timings = {r["unique_id"].split(".")[-1]: r["execution_time"] for r in results["results"]}
-    slowest = dict(sorted(timings.items(), key=lambda item: -item[1])[:6])
-    return DbtRun(
-        seconds=seconds,
-        dbt_seconds=results["elapsed_time"],
-        peak_rss_mb=peak_kb / 1024,
-        nodes={name: round(s, 3) for name, s in slowest.items()},
-    )
 
 
 def _warehouse_mb(settings: Settings) -> float:
