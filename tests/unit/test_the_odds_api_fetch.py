@@ -211,7 +211,7 @@ async def test_a_refused_key_names_the_variable_and_never_shows_the_key(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     api = FakeApi(remaining=10_000, status={"/v4/sports": [(401, {})]})
-    with caplog.at_level(logging.DEBUG), pytest.raises(FeedError) as raised:
+    with caplog.at_level(logging.DEBUG, logger="httpx"), pytest.raises(FeedError) as raised:
         await fetch(api)
     message = str(raised.value)
     assert "HTTP 401" in message and f"set {ENV} to a valid key" in message
@@ -222,7 +222,7 @@ async def test_a_refused_key_names_the_variable_and_never_shows_the_key(
 
 async def test_the_key_never_reaches_a_log_or_a_payload(caplog: pytest.LogCaptureFixture) -> None:
     api = FakeApi(remaining=10_000, status={"/v4/sports/soccer_epl/odds": [(503, {})] * 3})
-    with caplog.at_level(logging.DEBUG):
+    with caplog.at_level(logging.DEBUG, logger="httpx"):
         outcome = await fetch(api, sports=["soccer_epl", "soccer_spain_la_liga"])
     assert (
         "HTTP Request: GET https://api.the-odds-api.com/v4/sports/soccer_epl/odds?apiKey=***" in caplog.text
