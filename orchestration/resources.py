@@ -3,6 +3,8 @@ database (alerts, scores) and the MLflow tracking store."""
 
 from __future__ import annotations
 
+import threading
+
 import dagster as dg
 import sqlalchemy as sa
 
@@ -12,6 +14,9 @@ from oddly.config import Settings, get_settings
 from oddly.warehouse.store import Warehouse
 from orchestration.warehouse.dbt_project import dbt_resource
 
+_WAREHOUSES: dict[str, Warehouse] = {}
+_WAREHOUSES_LOCK = threading.Lock()
+
 
 class WarehouseResource(dg.ConfigurableResource):  # type: ignore[type-arg]
     """The warehouse URL; empty means the embedded DuckDB file under ODDLY_HOME."""
@@ -19,7 +24,14 @@ class WarehouseResource(dg.ConfigurableResource):  # type: ignore[type-arg]
     url: str = ""
 
     def get(self) -> Warehouse:
-        return Warehouse.from_url(self.url or get_settings().resolved_warehouse_url)
+        """One `Warehouse` per URL for the life of the process: the code server's sensors poll
+        every few seconds, and each would otherwise open a new connection pool and check the
+        schema again."""
+        url = self.url or get_settings().resolved_warehouse_url
+        with _WAREHOUSES_LOCK:
+            if url not in _WAREHOUSES:
+                _WAREHOUSES[url] = Warehouse.from_url(url)
+            return _WAREHOUSES[url]
 
     def settings(self) -> Settings:
         """Oddly's settings pointed at this warehouse: what dbt and the published marts go by."""

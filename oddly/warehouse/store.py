@@ -127,19 +127,27 @@ class Warehouse:
             yield
 
     def ensure_schema(self) -> None:
+        """Create what is missing of the raw schema. A schema already in place costs one catalog
+        read and no DDL: an ALTER, even one that changes nothing, takes an exclusive table lock
+        that a concurrent poll's write deadlocks against."""
         if self._schema_ready:
             return
-        with self.begin() as conn:
-            if self.dialect == "postgresql":
-                # several processes (and the code server's sensors) may start at once on a new
-                # database: one at a time, or their DDL deadlocks
-                conn.execute(sa.text("select pg_advisory_xact_lock(hashtext('oddly.raw.schema'))"))
-            conn.execute(sa.text(f"create schema if not exists {schema.RAW_SCHEMA}"))
-            schema.metadata.create_all(conn)
-            for table, column, sql_type in schema.ADDED_COLUMNS:
-                conn.exec_driver_sql(
-                    f"alter table {schema.RAW_SCHEMA}.{table} add column if not exists {column} {sql_type}"
-                )
+        with self.exclusive(), self.engine.connect() as conn:
+            complete = _schema_complete(conn)
+        if not complete:
+            with self.begin() as conn:
+                if self.dialect == "postgresql":
+                    # several processes (and the code server's sensors) may start at once on a new
+                    # database: one at a time, and only the first one creates anything
+                    conn.execute(sa.text("select pg_advisory_xact_lock(hashtext('oddly.raw.schema'))"))
+                if not _schema_complete(conn):
+                    conn.execute(sa.text(f"create schema if not exists {schema.RAW_SCHEMA}"))
+                    schema.metadata.create_all(conn)
+                    for table, column, sql_type in schema.ADDED_COLUMNS:
+                        conn.exec_driver_sql(
+                            f"alter table {schema.RAW_SCHEMA}.{table} "
+                            f"add column if not exists {column} {sql_type}"
+                        )
         self._schema_ready = True
 
     # --- writing -----------------------------------------------------------------------------
@@ -396,6 +404,21 @@ def _flock(lock_path: Path, timeout: float) -> Any:
                     f"over {timeout:.0f} s; nothing was written, try again"
                 ) from None
             time.sleep(0.02)
+
+
+def _schema_complete(conn: Connection) -> bool:
+    """Every table and column of the raw schema is there (read from the catalog)."""
+    expected = {
+        (table.name, column.name) for table in schema.metadata.tables.values() for column in table.columns
+    } | {(table, column) for table, column, _ in schema.ADDED_COLUMNS}
+    present = {
+        (str(table), str(column))
+        for table, column in conn.execute(
+            sa.text("select table_name, column_name from information_schema.columns where table_schema = :s"),
+            {"s": schema.RAW_SCHEMA},
+        )
+    }
+    return expected <= present
 
 
 def _make_engine(url: str) -> sa.Engine:
