@@ -15,6 +15,7 @@ import time
 from dataclasses import dataclass
 
 import dagster as dg
+import sqlalchemy as sa
 
 from oddly.config import FeedConfig, get_settings
 from oddly.poll import poll_feed
@@ -26,6 +27,11 @@ log = logging.getLogger(__name__)
 # A pass of the daemon's loop this much before the interval is up still polls: the loop comes every
 # 5 s, and a poll's start lags its pass by however long the daemon's threads took to get to it.
 EARLY_SECONDS = 2.5
+
+
+class StoreDownError(RuntimeError):
+    """A poll whose write the warehouse did not take (a database restarted, unreachable, or a
+    transaction it aborted), in words."""
 
 
 @dataclass(frozen=True)
@@ -69,7 +75,15 @@ def build_feed_sensor(feed: FeedConfig) -> dg.SensorDefinition:
             return dg.SkipReason(f"next poll of {feed.name} in {wait:.1f} s")
         # Each poll's feed-run id is new, and the warehouse's diff makes a repeated poll (a tick
         # evaluated again after a daemon restart) write nothing twice.
-        report = poll_feed(feed, warehouse.get(), get_settings(), app_db.engine)
+        try:
+            report = poll_feed(feed, warehouse.get(), get_settings(), app_db.engine)
+        except (sa.exc.OperationalError, sa.exc.InterfaceError) as exc:
+            # its write is one transaction (and the cursor is not moved): nothing to undo, all to redo
+            reason = (str(exc.orig or exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise StoreDownError(
+                f"feed {feed.name}: the warehouse did not take this poll's write ({reason}); "
+                "nothing of it was written; the next poll tries again"
+            ) from exc
         after = PollCursor(cursor.polls + 1, now).dump()
         metadata = {**poll_metadata(report), "poll": cursor.polls + 1}
         key = feed_asset_key(feed)
