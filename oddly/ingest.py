@@ -376,8 +376,12 @@ def ingest_feed(
     as status "failed" with the reason; only a warehouse failure propagates (nothing is written).
     With `rules`, the report carries the fast detectors' findings on the run's ticks."""
     report = start_report(feed, feed_run_id)
-    outcome = asyncio.run(_timed_fetch(feed, report))
-    return process_fetched(feed, warehouse, report, outcome, rules=rules)
+    return process_fetched(feed, warehouse, report, fetch_timed(feed, report), rules=rules)
+
+
+def fetch_timed(feed: FeedConfig, report: IngestReport) -> FetchOutcome | BaseException:
+    """Fetch `feed` once, the time it took in `report`; a feed problem is returned, not raised."""
+    return asyncio.run(_timed_fetch(feed, report))
 
 
 def ingest_feeds(

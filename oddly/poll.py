@@ -20,7 +20,7 @@ from oddly import metrics
 from oddly.alerts.run import AlertSummary, alert_fast_path
 from oddly.config import FeedConfig, Settings
 from oddly.detect.rules import Rules, rules_for_ingestion
-from oddly.ingest import IngestReport, ingest_feed
+from oddly.ingest import IngestReport, fetch_timed, process_fetched, start_report
 from oddly.model import now_utc
 from oddly.warehouse.store import Warehouse
 
@@ -66,9 +66,15 @@ def poll_feed(
     alerting problem (each is in the report, in words); only a warehouse failure propagates, and
     then nothing of the poll was written."""
     rules, rules_problem = rules_for_ingestion(settings.rules_file)
-    report = ingest_feed(feed, warehouse, feed_run_id=feed_run_id, rules=rules)
-    report.detection_error = report.detection_error or rules_problem
-    return decide_poll(report, warehouse, settings, open_app_db, rules, now=now_utc())
+    report = start_report(feed, feed_run_id)
+    outcome = fetch_timed(feed, report)  # over the network: the warehouse stays free meanwhile
+    # One hold of the embedded warehouse from the write to the decision. The marts cycle holds it
+    # for seconds at a time; a poll that let go between its write, its detectors' reads and its
+    # alerts' reads (context, chart history) queued behind a cycle at each, and its alert with it.
+    with warehouse.exclusive():
+        report = process_fetched(feed, warehouse, report, outcome, rules=rules)
+        report.detection_error = report.detection_error or rules_problem
+        return decide_poll(report, warehouse, settings, open_app_db, rules, now=now_utc())
 
 
 def decide_poll(
