@@ -80,6 +80,8 @@ class Injected:
     event_ids: dict[str, int]
     home: str
     away: str
+    # the aggregator feed's id of the event: its books (Betfair, Marathonbet …) may alert first
+    odds_api_event_id: str | None = None
 
 
 @dataclass
@@ -280,6 +282,7 @@ def inject(simulator: str, event: dict[str, Any], side: str) -> Injected:
         event_ids={book: int(i) for book, i in body["event_ids"].items()},
         home=body["home"],
         away=body["away"],
+        odds_api_event_id=body.get("odds_api_event_id"),
     )
 
 
@@ -356,9 +359,16 @@ def match(injected: Sequence[Injected], messages: Sequence[Delivered], timeout: 
         on_event = [
             m
             for m in messages
-            if m.source_event_id in ids
-            and m.bookmaker is not None
-            and str(scenario.event_ids.get(m.bookmaker)) == m.source_event_id
+            if (
+                # a book's own feed numbers its events itself; the aggregator's id is unique
+                (
+                    m.source_event_id in ids
+                    and str(scenario.event_ids.get(m.bookmaker or "")) == m.source_event_id
+                )
+                or (
+                    scenario.odds_api_event_id is not None and m.source_event_id == scenario.odds_api_event_id
+                )
+            )
             and scenario.changed_at <= m.received_at <= deadline
         ]
         # The drop moves every market of the match at every book; the alert policy sends one

@@ -119,7 +119,12 @@ class SimulatorApp:
                 text=f"inject needs {{type, event_key?, side?}}; types: {', '.join(SCENARIO_TYPES)} ({exc})"
             ) from None
         changed_at = datetime.now(UTC).isoformat()
-        return web.json_response({**scenario.as_dict(), "changed_at": changed_at})
+        # the aggregator feed names the event by its own id: what a client needs to know an alert
+        # from The Odds API's books (Betfair, Marathonbet …) is about this scenario too
+        odds_api_id = self.odds_api.event_ids.get(int(scenario.event_key.removeprefix("ev")))
+        return web.json_response(
+            {**scenario.as_dict(), "odds_api_event_id": odds_api_id, "changed_at": changed_at}
+        )
 
     async def set_fault(self, request: web.Request) -> web.Response:
         try:

@@ -130,6 +130,16 @@ def test_inject_a_sharp_drop_now_on_a_chosen_event_and_side(sim: RunningSimulato
     scenario = r.json()
     assert (scenario["type"], scenario["event_key"], scenario["t"]) == ("sharp_drop", event["event_key"], 3)
     assert scenario["changed_at"] and scenario["event_ids"]["pinnacle"]
+    # the aggregator's id of the same event, as its odds endpoint serves it
+    sports = httpx.get(f"{sim.url}/oddsapi/v4/sports/", params={"apiKey": "k"}).json()
+    served = {
+        str(e["id"]): (e["home_team"], e["away_team"])
+        for sport in sports
+        for e in httpx.get(
+            f"{sim.url}/oddsapi/v4/sports/{sport['key']}/odds", params={"apiKey": "k", "regions": "eu"}
+        ).json()
+    }
+    assert served[scenario["odds_api_event_id"]] == (event["home"], event["away"])
     assert away_win_at_pinnacle() < before * 0.95
     assert httpx.get(f"{sim.url}/_sim/ground-truth").json()[-1]["id"] == scenario["id"]
 
