@@ -9,6 +9,7 @@ succeeded and 7 days when they failed; any other run (training, a refresh by han
 files are vacuumed afterwards, so the space goes back to the disk.
 """
 
+import contextlib
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -115,8 +116,24 @@ def prune_runs(instance: dg.DagsterInstance, policy: RetentionPolicy, now: datet
         )
         if record.update_timestamp < now - window:
             instance.delete_run(run.run_id)
+            drop_run_files(instance, run.run_id)
             deleted += 1
     return deleted
+
+
+def drop_run_files(instance: dg.DagsterInstance, run_id: str) -> None:
+    """What `delete_run` leaves on disk: the run's own SQLite event-log shard (emptied, 100 KB or
+    more) and its captured compute logs (a folder per run). With the prune job itself a run every
+    10 minutes, they would grow without end."""
+    if not run_id:  # the runless shard, and a prefix of [""] would be the whole log folder
+        return
+    path_for_shard = getattr(instance.event_log_storage, "path_for_shard", None)
+    if path_for_shard is not None:  # SQLite storage: one file per run
+        for suffix in ("", "-wal", "-shm"):
+            Path(str(path_for_shard(run_id)) + suffix).unlink(missing_ok=True)
+    # a compute log manager that cannot delete (cloud storage) keeps its own retention
+    with contextlib.suppress(NotImplementedError):
+        instance.compute_log_manager.delete_logs(prefix=[run_id])
 
 
 def sqlite_files(instance: dg.DagsterInstance) -> list[Path]:

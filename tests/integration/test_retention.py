@@ -8,6 +8,7 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
 import sqlalchemy as sa
@@ -21,7 +22,7 @@ from oddly.dagster_home import write_dagster_yaml
 from oddly.model import PriceColumns, Reject
 from oddly.retention import RetentionPolicy, prune_app_db, prune_warehouse, vacuum_sqlite
 from oddly.warehouse.store import FeedRunRecord, Warehouse
-from orchestration.ops.retention import prune_dagster, prune_storage_job, sqlite_files
+from orchestration.ops.retention import prune_dagster, prune_runs, prune_storage_job, sqlite_files
 from orchestration.resources import WarehouseResource
 from tests.telegram_fakes import queue_message
 
@@ -140,6 +141,40 @@ def test_many_poll_sized_rounds_leave_dagster_storage_under_a_bound(tmp_path: Pa
     # each asset keeps its latest event of each kind: five feeds and a check's evaluation
     assert events[-1] <= 5 + 1 + 1
     assert max(sizes[2:]) <= sizes[1] * 1.05 + 64_000, sizes  # flat after the window
+    instance.dispose()
+
+
+@dg.op
+def _one_step() -> int:
+    return 1
+
+
+@dg.job
+def _small_job() -> None:
+    _one_step()
+
+
+def test_pruned_runs_leave_no_event_log_shard_and_no_compute_logs(tmp_path: Path) -> None:
+    instance = instance_in(tmp_path)
+    storage: Any = instance.event_log_storage
+    run_ids = [_small_job.execute_in_process(instance=instance).run_id for _ in range(3)]
+    shards = [Path(storage.path_for_shard(r)) for r in run_ids]
+    logs = [
+        Path(instance.compute_log_manager.get_captured_local_path([r, "compute_logs", "x"], "out"))
+        for r in run_ids
+    ]
+    for log in logs:  # what a run launched by the daemon captures (in-process execution captures none)
+        log.parent.mkdir(parents=True, exist_ok=True)
+        log.write_text("step output")
+    assert all(s.exists() for s in shards)
+    keep = shards[0].parent / "keep.txt"  # the folders around them stay
+    keep.write_text("x")
+
+    assert prune_runs(instance, POLICY, datetime.now(UTC) + timedelta(days=30)) == 3
+    assert instance.get_runs_count() == 0
+    assert not any(s.exists() for s in shards), [s for s in shards if s.exists()]
+    assert not any(log.parent.parent.exists() for log in logs)
+    assert keep.exists() and Path(storage.path_for_shard("")).parent.is_dir()
     instance.dispose()
 
 
