@@ -30,6 +30,16 @@ def linefeed_data(shared_data: Path) -> Path:
 
 
 PG_URL = os.environ.get("ODDLY_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+# Where a process started by a test would find its stores and Telegram from the caller's environment:
+# cleared, so a developer's own settings never leak into a test's stack.
+STORE_ENV = (
+    "ODDLY_DATABASE_URL",
+    "ODDLY_WAREHOUSE_URL",
+    "ODDLY_APP_DATABASE_URL",
+    "ODDLY_DAGSTER_PG_URL",
+    "ODDLY_MLFLOW_TRACKING_URI",
+    "ODDLY_TELEGRAM_BOT_TOKEN",
+)
 
 
 def _pg_admin_connect():  # type: ignore[no-untyped-def]

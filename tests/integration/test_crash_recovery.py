@@ -53,7 +53,7 @@ from oddly.warehouse.store import Warehouse
 from orchestration.ingestion.sensors import PollCursor
 from orchestration.warehouse.sensors import SENSOR_NAME as MARTS_SENSOR
 from orchestration.warehouse.sensors import MartsCursor
-from tests.conftest import PG_URL
+from tests.conftest import PG_URL, STORE_ENV
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 
@@ -67,14 +67,6 @@ CHATS = ("1", "2", "3")
 BOT_CHAT = 900  # a user talking to the bot (not subscribed)
 # A restarted sender claims rows a dead one left 'sending' after this long (the default is 2 min).
 RECLAIM_SECONDS = 10
-STORE_ENV = (
-    "ODDLY_DATABASE_URL",
-    "ODDLY_WAREHOUSE_URL",
-    "ODDLY_APP_DATABASE_URL",
-    "ODDLY_DAGSTER_PG_URL",
-    "ODDLY_MLFLOW_TRACKING_URI",
-    "ODDLY_TELEGRAM_BOT_TOKEN",
-)
 
 
 # --- processes ---------------------------------------------------------------------------------
@@ -272,6 +264,14 @@ class Stack:
             )
             assert r.status_code == 200, r.text
             self.bot_asked += 1
+
+    def wait_running(self) -> None:
+        """Until the stack is past its start: every feed polled twice and the marts built."""
+        self.wait(
+            "every feed polled twice and the marts built",
+            lambda: min(self.polls().values()) >= 2 and self.marts_ingested() > 0,
+            240,
+        )
 
     def wait(self, what: str, done: Callable[[], bool], timeout: float) -> None:
         """Poll `done` until true, checking every process is still up (a crash there is a failure)."""
@@ -610,11 +610,7 @@ def test_killed_processes_restart_without_losing_or_repeating_anything(
     rng = random.Random(SEED)
     started = time.monotonic()
     stack = stack_factory(None)
-    stack.wait(
-        "every feed polled twice and the marts built",
-        lambda: min(stack.polls().values()) >= 2 and stack.marts_ingested() > 0,
-        240,
-    )
+    stack.wait_running()
     # every process is killed at least once, some together, in a seeded order
     rounds = [[name] for name in rng.sample(KILLABLE, len(KILLABLE))]
     rounds += [rng.sample(KILLABLE, 2) for _ in range(4)]
@@ -713,11 +709,7 @@ def test_a_postgres_restart_fails_the_polls_it_hits_in_words_and_loses_nothing(
     rng = random.Random(SEED)
     started = time.monotonic()
     stack = stack_factory(pg_url)
-    stack.wait(
-        "every feed polled twice and the marts built",
-        lambda: min(stack.polls().values()) >= 2 and stack.marts_ingested() > 0,
-        240,
-    )
+    stack.wait_running()
     database = pg_url.rsplit("/", 1)[1]
     restarts: list[datetime] = []
     try:

@@ -22,7 +22,7 @@ from oddly.ports import free_port
 from oddly.warehouse.reader import MartsReader
 from oddly.warehouse.snapshot import snapshot_path
 from oddly.warehouse.store import Warehouse
-from tests.conftest import drop_pg_database, make_pg_database
+from tests.conftest import STORE_ENV, drop_pg_database, make_pg_database
 
 pytestmark = pytest.mark.slow
 
@@ -73,15 +73,7 @@ def test_demo_runs_the_platform_and_the_sensors_ingest_every_feed_and_refresh_th
         "ODDLY_METRICS_PORT": str(metrics_port),
         "ODDLY_SENDER_METRICS_PORT": str(sender_metrics_port),
     }
-    for name in (
-        "ODDLY_DATABASE_URL",
-        "ODDLY_WAREHOUSE_URL",
-        "ODDLY_APP_DATABASE_URL",
-        "ODDLY_DAGSTER_PG_URL",
-        "ODDLY_MLFLOW_TRACKING_URI",
-        "ODDLY_TELEGRAM_BOT_TOKEN",
-        "ODDLY_TELEGRAM_API_URL",
-    ):
+    for name in (*STORE_ENV, "ODDLY_TELEGRAM_API_URL"):
         env.pop(name, None)
     if mode is not None:
         env["ODDLY_DATABASE_URL"] = mode  # server mode: one setting, every store on PostgreSQL
