@@ -1,17 +1,19 @@
 """One marts cycle after ingestion, as the Dagster marts sensor runs it in the long-lived code server
-(and `oddly bench marts` times it): with the warehouse held, match events (when ticks brought an
-event the map does not know, and in full every few minutes), run the models new
+(and `oddly bench marts` times it): match events (when ticks brought an event the map does not
+know, and in full every few minutes), run the models new
 ticks change (dbt's `ingest_cycle` selector; every model on a process's first cycle and after the project
 changed, which also creates the views) in the warm in-process dbt, publish the marts for
 readers, and — when due — run the data tests of the current-state models (`checks`).
 
-The project is parsed before the warehouse is held, so ingestion waits only for the models
-themselves. The marts are published as soon as the models succeed; the data tests then report as
-Dagster asset checks (a failing test is shown there, it does not hide the marts from readers).
+The project is parsed before the warehouse is held, and the polls of the same process wait only
+for the matching: dbt builds from the ticks committed when the cycle started while the polls write
+new ones (`run_marts_cycle`). The marts are published as soon as the models succeed; the data tests
+then report as Dagster asset checks (a failing test is shown there, it does not hide the marts from readers).
 """
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass
 
@@ -26,6 +28,8 @@ CYCLE_MODELS = ["run", "--selector", "ingest_cycle"]
 # The first cycle of a process, or after the project changed: every model, views included.
 ALL_MODELS = ["run"]
 CYCLE_CHECKS = ["test", "--selector", "checks"]
+# The dbt var that bounds the ticks a cycle's models read (macro `within_ceiling`).
+LOAD_SEQ_CEILING = "load_seq_ceiling"
 
 
 @dataclass
@@ -34,7 +38,7 @@ class MartsCycle:
     models: DbtOutcome
     checks: DbtOutcome | None
     snapshot: Snapshot | None
-    held_seconds: float  # how long ingestion had to wait, at most
+    held_seconds: float  # how long this process's polls had to wait, at most (the matching)
     seconds: float
     match_seconds: float
 
@@ -71,20 +75,29 @@ def run_marts_cycle(
     settings: Settings, dbt: WarmDbt, *, run_checks: bool, matching: MatchState | None = None
 ) -> MartsCycle:
     """Match (a full pass unless `matching` says the map already covers every event), build and
-    publish the marts; with `run_checks`, then test them."""
+    publish the marts; with `run_checks`, then test them.
+
+    The polls of this process keep writing ticks while dbt builds: the cycle holds the marts' lane
+    of the warehouse, and the writers' lane only while it matches. Its models read the ticks up to
+    the last load committed when it started (var `load_seq_ceiling`), so every mart of a cycle is
+    built from the same ticks, and a later load waits for the next cycle. `held_seconds` is how
+    long the polls had to wait: the matching."""
     t0 = time.perf_counter()
     dbt.prepare()
-    with held_for_dbt(settings) as held:
-        held_at = time.perf_counter()
-        matched = refresh_event_map(held.warehouse, matching or MatchState())
-        match_seconds = time.perf_counter() - held_at
+    with held_for_dbt(settings, in_process=True) as held:
+        with held.warehouse.exclusive():
+            held_at = time.perf_counter()
+            matched = refresh_event_map(held.warehouse, matching or MatchState())
+            held_seconds = match_seconds = time.perf_counter() - held_at
+        # a poll writing now has not committed: its load comes after every committed one
+        ceiling = int(held.warehouse.scalar("select coalesce(max(load_seq), 0) from raw.feed_runs"))
+        on_ceiling = ["--vars", json.dumps({LOAD_SEQ_CEILING: ceiling})]
         first = not dbt.built_current_project
-        models = dbt.invoke(ALL_MODELS if first else CYCLE_MODELS)
+        models = dbt.invoke([*(ALL_MODELS if first else CYCLE_MODELS), *on_ceiling])
         if first and models.success:
             dbt.mark_built()
-        snapshot = held.publish() if models.success else None
+        snapshot = held.publish(load_seq=ceiling) if models.success else None
         checks = dbt.invoke(CYCLE_CHECKS) if run_checks and models.success else None
-        held_seconds = time.perf_counter() - held_at
     cycle = MartsCycle(
         matched, models, checks, snapshot, held_seconds, time.perf_counter() - t0, match_seconds
     )

@@ -1,12 +1,17 @@
-"""dbt as the warehouse's one writer, the same for `oddly dbt` and the Dagster marts asset: the
-warehouse is held while dbt runs (ingestion waits instead of meeting DuckDB's lock), and a build
-that succeeded is published for readers before anything else can write."""
+"""dbt as the builder of the marts, the same for `oddly dbt`, the Dagster marts asset and the marts
+cycle: the warehouse is held while dbt runs, and a build that succeeded is published for readers
+before anything else can build.
+
+dbt run by another process (`oddly dbt`, the dbt asset's run) needs the DuckDB file to itself, so
+ingestion waits instead of meeting DuckDB's lock. dbt run inside this process (the warm dbt of the
+marts cycle, in the Dagster code server where the polls run too) holds only the marts' lane: the
+polls go on writing ticks meanwhile, and the cycle reads the ticks up to a ceiling (`run_marts_cycle`)."""
 
 from __future__ import annotations
 
 import sys
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,17 +30,20 @@ class HeldWarehouse:
     warehouse: Warehouse
     home: Path
 
-    def publish(self) -> Snapshot | None:
-        """Publish the marts dbt just built; None on PostgreSQL (readers read the warehouse)."""
-        return publish_snapshot(self.warehouse, snapshot_path(self.home))
+    def publish(self, load_seq: int | None = None) -> Snapshot | None:
+        """Publish the marts dbt just built (from the ticks up to `load_seq`, when known); None on
+        PostgreSQL (readers read the warehouse)."""
+        return publish_snapshot(self.warehouse, snapshot_path(self.home), load_seq=load_seq)
 
 
 @contextmanager
-def held_for_dbt(settings: Settings) -> Iterator[HeldWarehouse]:
-    """Hold the configured warehouse while dbt writes it (PostgreSQL: nothing to hold)."""
+def held_for_dbt(settings: Settings, *, in_process: bool = False) -> Iterator[HeldWarehouse]:
+    """Hold the configured warehouse while dbt writes it (PostgreSQL: nothing to hold). With
+    `in_process` (dbt runs in this process, on a ceiling of ticks) this process's ingestion goes on
+    meanwhile; otherwise it waits too."""
     warehouse = Warehouse.from_settings(settings)
     try:
-        with warehouse.exclusive():
+        with warehouse.marts_writer(), nullcontext() if in_process else warehouse.exclusive():
             yield HeldWarehouse(warehouse, settings.home)
     finally:
         warehouse.dispose()

@@ -2,7 +2,7 @@
 
 DuckDB lets one process write a file, and a read-only open fails while it does; a reader that
 opened the warehouse itself would also see a mart half-way through a rebuild. So after each
-successful dbt build the writer — still holding the warehouse lock — copies the marts into a new
+successful dbt build the builder — still holding the marts' lane — copies the marts into a new
 DuckDB file and renames it over `$ODDLY_HOME/published.duckdb`. The rename is atomic: a reader opens
 either the previous complete snapshot or the new one, never a file being written, and an open
 reader keeps its snapshot (the old inode lives until it closes). No process ever writes the
@@ -110,21 +110,24 @@ def snapshot_path(home: Path) -> Path:
     return home / SNAPSHOT_FILE
 
 
-def publish_snapshot(warehouse: Warehouse, target: Path) -> Snapshot | None:
+def publish_snapshot(warehouse: Warehouse, target: Path, *, load_seq: int | None = None) -> Snapshot | None:
     """Copy every table of the marts into a new file and move it over `target` atomically.
 
     Returns None on PostgreSQL (readers read the warehouse itself there) and when no mart has
-    been built yet (readers keep being told so). The feed-health summary goes with the marts."""
+    been built yet (readers keep being told so). The feed-health summary goes with the marts.
+    `load_seq`: the last load the marts were built from (the cycle's ceiling; by default the last
+    load written, right when nothing writes ticks meanwhile). Holds the marts' lane only: this
+    process's ingestion goes on writing ticks while the marts are copied."""
     if warehouse.dialect != "duckdb":
         return None
     t0 = time.perf_counter()
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = target.with_name(f".{target.name}.{os.getpid()}.tmp")
     staging.unlink(missing_ok=True)
-    with warehouse.exclusive():
+    with warehouse.marts_writer():
         source = duckdb.connect(str(warehouse.duckdb_path))
         try:
-            rows, load_seq = _copy_marts(source, staging)
+            rows, load_seq = _copy_marts(source, staging, load_seq)
         except BaseException:
             staging.unlink(missing_ok=True)
             raise
@@ -139,13 +142,17 @@ def publish_snapshot(warehouse: Warehouse, target: Path) -> Snapshot | None:
     return Snapshot(target, published_at, load_seq, rows, time.perf_counter() - t0)
 
 
-def _copy_marts(source: duckdb.DuckDBPyConnection, staging: Path) -> tuple[dict[str, int], int]:
+def _copy_marts(
+    source: duckdb.DuckDBPyConnection, staging: Path, load_seq: int | None
+) -> tuple[dict[str, int], int]:
     schemas = ", ".join(f"'{s}'" for s in PUBLISHED_SCHEMAS)
     relations = source.execute(
         "select table_schema, table_name from information_schema.tables "
         f"where table_schema in ({schemas}) and table_type = 'BASE TABLE' order by 1, 2"
     ).fetchall()
-    load_seq = source.execute("select coalesce(max(load_seq), 0) from raw.feed_runs").fetchone()
+    if load_seq is None:
+        last = source.execute("select coalesce(max(load_seq), 0) from raw.feed_runs").fetchone()
+        load_seq = int(last[0]) if last else 0
     source.execute(f"attach '{staging}' as published")
     rows: dict[str, int] = {}
     try:
@@ -165,7 +172,7 @@ def _copy_marts(source: duckdb.DuckDBPyConnection, staging: Path) -> tuple[dict[
             rows[FEED_HEALTH] = int(count[0]) if count else 0
     finally:
         source.execute("detach published")
-    return rows, int(load_seq[0]) if load_seq else 0
+    return rows, load_seq
 
 
 def _write_info(staging: Path, rows: dict[str, int], load_seq: int, published_at: datetime) -> None:

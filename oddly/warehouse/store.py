@@ -4,7 +4,8 @@ quarantine, on DuckDB (embedded default) or PostgreSQL, through one code path.
 A run's ticks, its quarantined records and its feed-run row are written in one transaction, so a
 crash leaves either all of a run or none of it. DuckDB allows one process at a time on a file: every
 DuckDB connection here holds an exclusive lock file for its short life, so parallel Dagster runs
-queue instead of failing.
+queue instead of failing; within a process, the writers of ticks and the builder of the marts take
+separate lanes of that hold (ARCHITECTURE.md, "Writers: one process at a time …").
 """
 
 from __future__ import annotations
@@ -53,6 +54,11 @@ _TICK_SCHEMA = pa.schema(
 
 class WarehouseBusyError(RuntimeError):
     pass
+
+
+# The lanes of a process's hold on the DuckDB file (`_ProcessLock`).
+WRITER_LANE = "writer"  # raw ticks, the run log, the event map, anything else written in SQL
+MARTS_LANE = "marts"  # dbt building the marts in this process
 
 
 @dataclass
@@ -116,14 +122,29 @@ class Warehouse:
 
     @contextmanager
     def exclusive(self) -> Iterator[None]:
-        """Hold the DuckDB file for this process (other processes wait; PostgreSQL: no-op).
+        """Hold the DuckDB file for this process as its writer (other processes wait; PostgreSQL:
+        no-op).
 
         Reentrant within a process, so a caller can hold it around a dbt build and still use
-        `begin()`; other threads of the process wait like other processes do."""
+        `begin()`; other threads of the process that write wait like other processes do."""
         if self._duckdb_path is None:
             yield
             return
-        with _ProcessLock.held(self._duckdb_path, self.lock_timeout_seconds):
+        with _ProcessLock.held(self._duckdb_path, self.lock_timeout_seconds, WRITER_LANE):
+            yield
+
+    @contextmanager
+    def marts_writer(self) -> Iterator[None]:
+        """Hold the DuckDB file for this process as the builder of the marts, for dbt run inside
+        this process (the warm dbt of the marts cycle). Other processes wait, and so does another
+        marts build of this process, but this process's writers of raw ticks (`exclusive`) go on:
+        DuckDB lets the connections of one process write different tables at once, and the cycle
+        reads only the ticks up to the load it saw when it started (var `load_seq_ceiling`). A dbt
+        run by another process needs the file to itself: `exclusive` as well (`held_for_dbt`)."""
+        if self._duckdb_path is None:
+            yield
+            return
+        with _ProcessLock.held(self._duckdb_path, self.lock_timeout_seconds, MARTS_LANE):
             yield
 
     def ensure_schema(self) -> None:
@@ -354,38 +375,50 @@ class Warehouse:
 
 class _ProcessLock:
     """One flock per DuckDB file per process, counted: flock is per open file, so a second open
-    in the same process would wait for the first forever. Threads wait on a reentrant lock."""
+    in the same process would wait for the first forever. Within the process, threads wait on the
+    reentrant lock of their lane (the raw-tick writers, the marts builder); the file is held while
+    any lane is."""
 
     _guard: ClassVar[threading.Lock] = threading.Lock()
     _locks: ClassVar[dict[Path, _ProcessLock]] = {}
 
     def __init__(self, path: Path) -> None:
         self.lock_path = path.with_name(path.name + ".lock")
-        self.thread_lock = threading.RLock()
+        self.lanes = {WRITER_LANE: threading.RLock(), MARTS_LANE: threading.RLock()}
+        self.file_guard = threading.Lock()  # the count and the handle
         self.depth = 0
         self.handle: Any = None
 
     @classmethod
     @contextmanager
-    def held(cls, path: Path, timeout: float) -> Iterator[None]:
+    def held(cls, path: Path, timeout: float, lane: str = WRITER_LANE) -> Iterator[None]:
         with cls._guard:
             lock = cls._locks.setdefault(path.resolve(), cls(path))
-        if not lock.thread_lock.acquire(timeout=timeout):
+        thread_lock = lock.lanes[lane]
+        if not thread_lock.acquire(timeout=timeout):
             raise WarehouseBusyError(f"warehouse {path} is busy in this process for over {timeout:.0f} s")
         try:
-            if lock.depth == 0:
-                lock.handle = _flock(lock.lock_path, timeout)
-            lock.depth += 1
+            lock._hold_file(timeout)
             try:
                 yield
             finally:
-                lock.depth -= 1
-                if lock.depth == 0:
-                    fcntl.flock(lock.handle, fcntl.LOCK_UN)
-                    lock.handle.close()
-                    lock.handle = None
+                lock._release_file()
         finally:
-            lock.thread_lock.release()
+            thread_lock.release()
+
+    def _hold_file(self, timeout: float) -> None:
+        with self.file_guard:
+            if self.depth == 0:
+                self.handle = _flock(self.lock_path, timeout)
+            self.depth += 1
+
+    def _release_file(self) -> None:
+        with self.file_guard:
+            self.depth -= 1
+            if self.depth == 0:
+                fcntl.flock(self.handle, fcntl.LOCK_UN)
+                self.handle.close()
+                self.handle = None
 
 
 def _flock(lock_path: Path, timeout: float) -> Any:

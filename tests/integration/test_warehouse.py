@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from oddly.model import PriceColumns, Reject
-from oddly.warehouse.store import FeedRunRecord, Warehouse
+from oddly.warehouse.store import FeedRunRecord, Warehouse, WarehouseBusyError
 
 T0 = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 EVENT = {
@@ -223,4 +223,35 @@ def test_the_file_lock_is_reentrant_in_a_process_and_shared_by_its_threads(tmp_p
         order.append("holder done")
     other.join(timeout=30)
     assert order == ["holder done", "thread wrote"]
+    wh.dispose()
+
+
+def _exclusive_within(url: str, timeout: float) -> str:
+    wh = Warehouse(url, lock_timeout_seconds=timeout)
+    try:
+        with wh.exclusive():
+            return "held"
+    except WarehouseBusyError as exc:
+        return str(exc)
+
+
+def test_the_marts_builder_lets_its_own_process_write_and_keeps_other_processes_out(tmp_path: Path) -> None:
+    import threading
+
+    url = f"duckdb:///{tmp_path}/wh.duckdb"
+    wh = Warehouse.from_url(url)
+    wh.ensure_schema()
+    with wh.marts_writer():
+        poll = threading.Thread(target=lambda: write(wh, FIRST, "r1", T0))
+        poll.start()
+        poll.join(timeout=30)
+        assert not poll.is_alive()  # a writer of this process did not wait for the marts
+        with wh.marts_writer():  # reentrant, like the writers' lane
+            assert wh.count_ticks() > 0
+        other = multiprocessing.get_context("spawn").Pool(1)
+        try:
+            assert "is busy" in other.apply(_exclusive_within, (url, 0.5))
+        finally:
+            other.close()
+    assert _exclusive_within(url, 5) == "held"  # let go with the last lane
     wh.dispose()

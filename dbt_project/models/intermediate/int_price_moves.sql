@@ -18,6 +18,7 @@ with ticks as (
     select * from {{ ref('stg_raw__odds_ticks') }}
     where previous_price is not null
         and not is_suspended
+        and {{ within_ceiling('load_seq') }}
         and abs(1.0 / price - 1.0 / previous_price) * 100 >= {{ var('significant_move_points') }}
     {% if is_incremental() %}
         and load_seq > {{ watermark }}

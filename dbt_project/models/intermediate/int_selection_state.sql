@@ -21,8 +21,9 @@
 
 with new_ticks as (
     select * from {{ ref('stg_raw__odds_ticks') }}
+    where {{ within_ceiling('load_seq') }}
     {% if is_incremental() %}
-    where load_seq > {{ watermark }}
+        and load_seq > {{ watermark }}
     {% endif %}
 ),
 

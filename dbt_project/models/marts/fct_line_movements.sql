@@ -21,6 +21,7 @@ recent_ticks as (
     select ticks.selection_key, ticks.observed_at, ticks.load_seq, ticks.price, ticks.previous_price
     from {{ ref('stg_raw__odds_ticks') }} as ticks
     where ticks.observed_at > (select as_of from clock) - interval '2 hours'
+        and {{ within_ceiling('ticks.load_seq') }}
 ),
 
 windows as (

@@ -19,6 +19,7 @@ recent_ticks as (
     from {{ ref('stg_raw__odds_ticks') }} as ticks
     where ticks.observed_at > to_timestamp({{ window_start }})
         and ticks.selection_key in (select selection_key from active)
+        and {{ within_ceiling('ticks.load_seq') }}
 ),
 
 window_anchors as (
