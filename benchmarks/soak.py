@@ -190,6 +190,12 @@ def soak(
                 "growth_mb_per_hour_after_window": {
                     k: _mb(growth_per_hour([(s.at, s.bytes[k]) for s in after])) for k in stores
                 },
+                # the curve itself, to tell a plateau from a slope the fit averages out
+                "dagster_storage_mb_by_minute": {
+                    f"{s.at / 60:.1f}": round(s.bytes["dagster_storage"] / 1e6, 2)
+                    for s in soaked.samples
+                    if "dagster_storage" in s.bytes
+                },
                 "peak_rss_mb": {k: round(v) for k, v in sorted(soaked.peak_rss_mb.items())},
                 "load_avg_start": [round(x, 2) for x in load_start],
                 "load_avg_end": [round(x, 2) for x in load_end],

@@ -4,8 +4,9 @@ warehouse's and the app database's).
 Polls and marts cycles report themselves as runless asset events and sensor ticks, every few
 seconds: kept for the success window (ODDLY_RETAIN_SUCCESS_HOURS), except each asset's latest event
 of each kind and each check's latest evaluation, which the UI, the sensors' cursors and the alert
-step read. Runs of the operational jobs (this one, the freshness checks) are kept 6 h when they
-succeeded and 7 days when they failed; any other run (training, a refresh by hand) 7 days. SQLite
+step read. Runs of the operational jobs (this one, the freshness checks, the alerts' grading, each
+scheduled every few minutes) are kept 6 h when they succeeded and 7 days when they failed; any other
+run (the daily training, a refresh by hand) 7 days. SQLite
 files are vacuumed afterwards, so the space goes back to the disk.
 """
 
@@ -24,7 +25,8 @@ from oddly.retention import RetentionPolicy, prune_app_db, prune_warehouse, vacu
 from orchestration.resources import WarehouseResource
 
 RUNLESS_RUN_ID = ""  # the run id Dagster stores runless asset events under
-OPERATIONAL_JOBS = ("prune_storage_job", "check_feed_freshness")
+# Jobs a schedule runs every few minutes: a success is kept for the success window, like the polls.
+OPERATIONAL_JOBS = ("prune_storage_job", "check_feed_freshness", "grade_alerts")
 FINISHED = [dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED]
 
 

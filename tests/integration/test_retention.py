@@ -193,3 +193,27 @@ def test_the_prune_job_runs_in_dagster_and_reports_what_it_deleted(tmp_path: Pat
     [materialized] = [e for e in result.all_events if e.event_type_value == "STEP_OUTPUT"]
     meta = {k: v.value for k, v in materialized.event_specific_data.metadata.items()}  # type: ignore[union-attr]
     assert meta["raw.feed_runs"] == 1 and "dagster_events" in meta and "sqlite_bytes_reclaimed" in meta
+
+
+@dg.job(name="grade_alerts")
+def _grading_job() -> None:
+    _one_step()
+
+
+@dg.job(name="train_models")
+def _training_job() -> None:
+    _one_step()
+
+
+def test_scheduled_operational_runs_go_after_the_success_window_and_others_after_the_failure_window(
+    tmp_path: Path,
+) -> None:
+    instance = instance_in(tmp_path)
+    graded = _grading_job.execute_in_process(instance=instance).run_id  # every 15 minutes
+    trained = _training_job.execute_in_process(instance=instance).run_id  # daily
+    a_day_later = datetime.now(UTC) + POLICY.success + timedelta(hours=1)
+    assert a_day_later < datetime.now(UTC) + POLICY.failure
+    assert prune_runs(instance, POLICY, a_day_later) == 1
+    assert instance.get_run_by_id(graded) is None
+    assert instance.get_run_by_id(trained) is not None
+    instance.dispose()
