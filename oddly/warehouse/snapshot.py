@@ -27,7 +27,7 @@ from pathlib import Path
 
 import duckdb
 
-from oddly.warehouse.store import Warehouse
+from oddly.warehouse.store import Warehouse, duckdb_config
 
 SNAPSHOT_FILE = "published.duckdb"  # not marts.duckdb: its catalog would shadow schema `marts`
 # The relations readers get: every table dbt built in these schemas.
@@ -125,7 +125,7 @@ def publish_snapshot(warehouse: Warehouse, target: Path, *, load_seq: int | None
     staging = target.with_name(f".{target.name}.{os.getpid()}.tmp")
     staging.unlink(missing_ok=True)
     with warehouse.marts_writer():
-        source = duckdb.connect(str(warehouse.duckdb_path))
+        source = duckdb.connect(str(warehouse.duckdb_path), config=duckdb_config())
         try:
             rows, load_seq = _copy_marts(source, staging, load_seq)
         except BaseException:

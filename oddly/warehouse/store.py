@@ -454,6 +454,19 @@ def _schema_complete(conn: Connection) -> bool:
     return expected <= present
 
 
+def duckdb_config() -> dict[str, str | bool | int | float | list[str]]:
+    """The configuration the warehouse's DuckDB file is opened with, by every connection of a
+    process: duckdb_engine's (it names itself in DuckDB's user agent). DuckDB refuses a second
+    connection to an open file with another configuration, and the code server opens the file
+    three ways at once — the polls through SQLAlchemy, the warm dbt (profiles.yml reads
+    ODDLY_DUCKDB_USER_AGENT), the publish."""
+    import duckdb_engine
+
+    if not duckdb_engine.supports_user_agent:
+        return {}
+    return {"custom_user_agent": f"duckdb_engine/{duckdb_engine.__version__}(sqlalchemy/{sa.__version__})"}
+
+
 def _make_engine(url: str) -> sa.Engine:
     if url.startswith("duckdb"):
         path = _duckdb_file(url)

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import textwrap
 import threading
+import uuid
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -128,7 +129,23 @@ def write_a_move(settings: Settings, price: float) -> int:
     }
     now = now_utc()
     run = FeedRunRecord(
-        f"move-{price}", "f", "22bet", "ok", now, now, 1, 1, 0, 0, 0, "{}", 0.0, 0.0, 0.0, "ok", None
+        f"move-{uuid.uuid4().hex}",
+        "f",
+        "22bet",
+        "ok",
+        now,
+        now,
+        1,
+        1,
+        0,
+        0,
+        0,
+        "{}",
+        0.0,
+        0.0,
+        0.0,
+        "ok",
+        None,
     )
     warehouse.write_run(PriceColumns.from_records([row]).to_table(now, run.feed_run_id), [], run)
     warehouse.dispose()
@@ -183,3 +200,51 @@ def test_polls_write_while_the_cycle_builds_and_the_cycle_reads_the_ticks_up_to_
     folded = warehouse.scalar("select sum(ticks) from intermediate.int_selection_state")
     assert folded == warehouse.scalar("select count(*) from raw.odds_ticks") == 10
     warehouse.dispose()
+
+
+class PollsAllThroughDbt(WarmDbt):
+    """The warm dbt with a poll of the same process writing moves without pause for as long as each
+    `dbt run` lasts: the poll's connections and dbt's are open on the file at once."""
+
+    def __init__(self, settings: Settings) -> None:
+        super().__init__(settings)
+        self.loads_during_run: list[int] = []
+        self.errors: list[BaseException] = []
+
+    def invoke(self, args: Sequence[str]) -> DbtOutcome:
+        if args[0] != "run":
+            return super().invoke(args)
+        running = threading.Event()
+        done = threading.Event()
+
+        def poll() -> None:
+            price = 2.2
+            running.wait()
+            while not done.is_set():
+                try:
+                    self.loads_during_run.append(write_a_move(self.settings, price))
+                except BaseException as exc:
+                    self.errors.append(exc)
+                    return
+                price = 2.3 if price == 2.2 else 2.2
+
+        thread = threading.Thread(target=poll)
+        thread.start()
+        running.set()
+        try:
+            return super().invoke(args)
+        finally:
+            done.set()
+            thread.join(timeout=60)
+
+
+def test_a_poll_and_the_cycle_open_the_file_at_once_without_error(settings: Settings) -> None:
+    dbt = PollsAllThroughDbt(settings)
+    cycle = run_marts_cycle(settings, dbt, run_checks=False)
+    assert dbt.errors == []  # DuckDB took both: same configuration, different tables
+    assert cycle.success, cycle.describe()
+    assert len(dbt.loads_during_run) >= 2
+    assert cycle.snapshot is not None and cycle.snapshot.load_seq < dbt.loads_during_run[0]
+    again = run_marts_cycle(settings, WarmDbt(settings), run_checks=True)
+    assert again.success and again.checks is not None and again.checks.success, again.describe()
+    assert again.snapshot is not None and again.snapshot.load_seq == max(dbt.loads_during_run)
