@@ -153,8 +153,11 @@ class WarmDbt:
             manifest = self._ensure_manifest()
             t0 = time.perf_counter()
             try:
+                # --no-write-json: the outcome is read from the result objects, and writing the
+                # manifest and run results (a megabyte of JSON) each cycle cost the cycle, and the
+                # polls sharing the process, a few tenths of a second of CPU
                 result = dbtRunner(manifest=manifest, callbacks=[collect]).invoke(
-                    [*args, "--quiet", *self._flags()]
+                    [*args, "--quiet", "--no-write-json", *self._flags()]
                 )
             finally:
                 release_duckdb()
