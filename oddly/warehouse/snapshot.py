@@ -151,27 +151,30 @@ def _copy_marts(
         f"where table_schema in ({schemas}) and table_type = 'BASE TABLE' order by 1, 2"
     ).fetchall()
     if load_seq is None:
-        last = source.execute("select coalesce(max(load_seq), 0) from raw.feed_runs").fetchone()
-        load_seq = int(last[0]) if last else 0
-    source.execute(f"attach '{staging}' as published")
+        [(last,)] = source.execute("select coalesce(max(load_seq), 0) from raw.feed_runs").fetchall()
+        load_seq = int(last)
+    # Each mart travels as Arrow into the new file's own DuckDB, not through an ATTACH of that file
+    # to the warehouse: attaching and detaching a database while the polls of this process bind
+    # their queries on the same warehouse made DuckDB lose its table functions now and then
+    # ("Table Function with name python_arrow_scan does not exist", a poll failed).
     rows: dict[str, int] = {}
-    try:
+    with duckdb.connect(str(staging)) as published:
         for schema in PUBLISHED_SCHEMAS:
-            source.execute(f"create schema if not exists published.{schema}")
+            published.execute(f"create schema if not exists {schema}")
         for schema, table in relations:
             rows_sql = PUBLISHED_ROWS.get(f"{schema}.{table}", "")
-            source.execute(
-                f"create table published.{schema}.{table} as select * from {schema}.{table} {rows_sql}"
-            )
-            count = source.execute(f"select count(*) from published.{schema}.{table}").fetchone()
-            rows[f"{schema}.{table}"] = int(count[0]) if count else 0
+            data = source.sql(f"select * from {schema}.{table} {rows_sql}").to_arrow_table()
+            published.register("_mart", data)
+            published.execute(f"create table {schema}.{table} as select * from _mart")
+            published.unregister("_mart")
+            rows[f"{schema}.{table}"] = data.num_rows
         if rows:
-            source.execute("create schema if not exists published.ops")
-            source.execute(f"create table published.{FEED_HEALTH} as {FEED_HEALTH_SQL}")
-            count = source.execute(f"select count(*) from published.{FEED_HEALTH}").fetchone()
-            rows[FEED_HEALTH] = int(count[0]) if count else 0
-    finally:
-        source.execute("detach published")
+            health = source.sql(FEED_HEALTH_SQL).to_arrow_table()
+            published.register("_health", health)
+            published.execute("create schema if not exists ops")
+            published.execute(f"create table {FEED_HEALTH} as select * from _health")
+            published.unregister("_health")
+            rows[FEED_HEALTH] = health.num_rows
     return rows, load_seq
 
 
