@@ -68,10 +68,10 @@ def poll_feed(
     rules, rules_problem = rules_for_ingestion(settings.rules_file)
     report = start_report(feed, feed_run_id)
     outcome = fetch_timed(feed, report)  # over the network: the warehouse stays free meanwhile
-    # One hold of the embedded warehouse file from the write to the decision, as a reader: only the
-    # write itself takes the writers' lane (`Warehouse.begin`), so the other feeds' polls write
-    # while this one detects and decides, and a marts cycle never holds any of them up.
-    with warehouse.reading():
+    # One hold of the embedded warehouse from the write to the decision. The marts cycle holds it
+    # for seconds at a time; a poll that let go between its write, its detectors' reads and its
+    # alerts' reads (context, chart history) queued behind a cycle at each, and its alert with it.
+    with warehouse.exclusive():
         report = process_fetched(feed, warehouse, report, outcome, rules=rules)
         report.detection_error = report.detection_error or rules_problem
         return decide_poll(report, warehouse, settings, open_app_db, rules, now=now_utc())

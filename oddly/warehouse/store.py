@@ -147,22 +147,6 @@ class Warehouse:
         with _ProcessLock.held(self._duckdb_path, self.lock_timeout_seconds, MARTS_LANE):
             yield
 
-    @contextmanager
-    def reading(self) -> Iterator[None]:
-        """Hold the DuckDB file for this process to read it (other processes wait; PostgreSQL:
-        no-op). Threads of the process that write are not held up: DuckDB gives each connection
-        its own snapshot, and a write commits whole."""
-        if self._duckdb_path is None:
-            yield
-            return
-        with _ProcessLock.held(self._duckdb_path, self.lock_timeout_seconds, None):
-            yield
-
-    @contextmanager
-    def _read(self) -> Iterator[Connection]:
-        with self.reading(), self.engine.begin() as conn:
-            yield conn
-
     def ensure_schema(self) -> None:
         """Create what is missing of the raw schema. A schema already in place costs one catalog
         read and no DDL: an ALTER, even one that changes nothing, takes an exclusive table lock
@@ -306,19 +290,19 @@ class Warehouse:
 
     def query(self, sql: str, params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
         self.ensure_schema()
-        with self._read() as conn:
+        with self.begin() as conn:
             result = conn.execute(sa.text(sql), params or {})
             return [dict(row._mapping) for row in result]
 
     def scalar(self, sql: str, params: dict[str, Any] | None = None) -> Any:
         self.ensure_schema()
-        with self._read() as conn:
+        with self.begin() as conn:
             return conn.execute(sa.text(sql), params or {}).scalar()
 
     def arrow(self, sql: str) -> pa.Table:
         """A query's result as an Arrow table (DuckDB natively; PostgreSQL through pandas)."""
         self.ensure_schema()
-        with self._read() as conn:
+        with self.begin() as conn:
             return self._arrow_in(conn, sql)
 
     def arrow_with(self, queries: Sequence[str], inputs: Mapping[str, pa.Table]) -> list[pa.Table]:
@@ -326,7 +310,7 @@ class Warehouse:
         place, PostgreSQL gets temporary tables), in one transaction; one result per query.
         `selection_key_sql` computes the selection key from a relation's key columns."""
         self.ensure_schema()
-        with self._read() as conn:
+        with self.begin() as conn:
             for name, table in inputs.items():
                 self._load_temp(conn, name, table)
             results = [self._arrow_in(conn, sql) for sql in queries]
@@ -407,12 +391,10 @@ class _ProcessLock:
 
     @classmethod
     @contextmanager
-    def held(cls, path: Path, timeout: float, lane: str | None = WRITER_LANE) -> Iterator[None]:
-        """Hold the file for this process; with a `lane`, also that lane's thread lock (None: a
-        reader, which only needs the file to be this process's)."""
+    def held(cls, path: Path, timeout: float, lane: str = WRITER_LANE) -> Iterator[None]:
         with cls._guard:
             lock = cls._locks.setdefault(path.resolve(), cls(path))
-        thread_lock = lock.lanes[lane] if lane is not None else nullcontext_lock
+        thread_lock = lock.lanes[lane]
         if not thread_lock.acquire(timeout=timeout):
             raise WarehouseBusyError(f"warehouse {path} is busy in this process for over {timeout:.0f} s")
         try:
@@ -437,19 +419,6 @@ class _ProcessLock:
                 fcntl.flock(self.handle, fcntl.LOCK_UN)
                 self.handle.close()
                 self.handle = None
-
-
-class _NoLock:
-    """A reader's lane: nothing to wait for within the process."""
-
-    def acquire(self, timeout: float = -1) -> bool:
-        return True
-
-    def release(self) -> None:
-        pass
-
-
-nullcontext_lock = _NoLock()
 
 
 def _flock(lock_path: Path, timeout: float) -> Any:

@@ -255,26 +255,3 @@ def test_the_marts_builder_lets_its_own_process_write_and_keeps_other_processes_
             other.close()
     assert _exclusive_within(url, 5) == "held"  # let go with the last lane
     wh.dispose()
-
-
-def test_reads_do_not_wait_for_a_writer_of_the_same_process_but_other_processes_wait_for_them(
-    tmp_path: Path,
-) -> None:
-    import threading
-
-    url = f"duckdb:///{tmp_path}/wh.duckdb"
-    wh = Warehouse.from_url(url)
-    write(wh, FIRST, "r1", T0)
-    counted: list[int] = []
-    with wh.exclusive():  # a poll in the middle of its write
-        reader = threading.Thread(target=lambda: counted.append(wh.count_ticks()))
-        reader.start()
-        reader.join(timeout=30)
-        assert not reader.is_alive() and counted[0] > 0  # detect and decide go on meanwhile
-    with wh.reading():
-        other = multiprocessing.get_context("spawn").Pool(1)
-        try:
-            assert "is busy" in other.apply(_exclusive_within, (url, 0.5))
-        finally:
-            other.close()
-    wh.dispose()
