@@ -163,19 +163,24 @@ def _copy_marts(
             published.execute(f"create schema if not exists {schema}")
         for schema, table in relations:
             rows_sql = PUBLISHED_ROWS.get(f"{schema}.{table}", "")
-            data = source.sql(f"select * from {schema}.{table} {rows_sql}").to_arrow_table()
-            published.register("_mart", data)
-            published.execute(f"create table {schema}.{table} as select * from _mart")
-            published.unregister("_mart")
-            rows[f"{schema}.{table}"] = data.num_rows
+            rows[f"{schema}.{table}"] = _copy(
+                source, f"select * from {schema}.{table} {rows_sql}", published, f"{schema}.{table}"
+            )
         if rows:
-            health = source.sql(FEED_HEALTH_SQL).to_arrow_table()
-            published.register("_health", health)
             published.execute("create schema if not exists ops")
-            published.execute(f"create table {FEED_HEALTH} as select * from _health")
-            published.unregister("_health")
-            rows[FEED_HEALTH] = health.num_rows
+            rows[FEED_HEALTH] = _copy(source, FEED_HEALTH_SQL, published, FEED_HEALTH)
     return rows, load_seq
+
+
+def _copy(
+    source: duckdb.DuckDBPyConnection, sql: str, published: duckdb.DuckDBPyConnection, table: str
+) -> int:
+    """`sql`'s rows on the warehouse, as `table` of the new file; how many."""
+    data = source.sql(sql).to_arrow_table()
+    published.register("_rows", data)
+    published.execute(f"create table {table} as select * from _rows")
+    published.unregister("_rows")
+    return int(data.num_rows)
 
 
 def _write_info(staging: Path, rows: dict[str, int], load_seq: int, published_at: datetime) -> None:

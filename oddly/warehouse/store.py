@@ -11,6 +11,7 @@ separate lanes of that hold (ARCHITECTURE.md, "Writers: one process at a time â€
 from __future__ import annotations
 
 import fcntl
+import functools
 import io
 import json
 import threading
@@ -454,6 +455,7 @@ def _schema_complete(conn: Connection) -> bool:
     return expected <= present
 
 
+@functools.cache
 def duckdb_config() -> dict[str, str | bool | int | float | list[str]]:
     """The configuration the warehouse's DuckDB file is opened with, by every connection of a
     process: duckdb_engine's (it names itself in DuckDB's user agent). DuckDB refuses a second
