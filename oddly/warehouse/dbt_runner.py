@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -138,8 +138,10 @@ class WarmDbt:
             self.parses += 1
         return self._manifest
 
-    def invoke(self, args: Sequence[str]) -> DbtOutcome:
-        """Run one dbt command (`["run", "--selector", "ingest_cycle"]`) with the parsed manifest."""
+    def invoke(self, args: Sequence[str], on_built: Callable[[str, str], None] | None = None) -> DbtOutcome:
+        """Run one dbt command (`["run", "--selector", "ingest_cycle"]`) with the parsed manifest.
+        `on_built(schema, name)` is told of each table dbt has built and committed, as it happens
+        (called on dbt's thread: it must be quick)."""
         from dbt.cli.main import dbtRunner
         from dbt_common.events.functions import msg_to_dict
 
@@ -148,6 +150,10 @@ class WarmDbt:
         def collect(msg: Any) -> None:
             if msg.info.name in RESULT_EVENTS:
                 events.append(msg_to_dict(msg))
+                if on_built is not None and msg.info.name == "LogModelResult":
+                    built = _built_table(msg.data)
+                    if built is not None:
+                        on_built(*built)
 
         with self._lock, self._environment():
             manifest = self._ensure_manifest()
@@ -191,6 +197,16 @@ class WarmDbt:
                     os.environ.pop(key, None)
                 else:
                     os.environ[key] = value
+
+
+def _built_table(result: Any) -> tuple[str, str] | None:
+    """The schema and name of the table a model result reports built (None: it failed, or it is a
+    view or an ephemeral model)."""
+    info = result.node_info
+    if str(result.status).lower() == "error" or info.materialized not in ("table", "incremental"):
+        return None
+    relation = info.node_relation
+    return (relation.schema, relation.alias) if relation.schema and relation.alias else None
 
 
 def release_duckdb() -> None:

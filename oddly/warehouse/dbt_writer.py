@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from oddly.config import Settings
-from oddly.warehouse.snapshot import Snapshot, publish_snapshot, snapshot_path
+from oddly.warehouse.snapshot import Snapshot, SnapshotWriter, publish_snapshot, snapshot_path
 from oddly.warehouse.store import Warehouse
 
 # The environment's own dbt, whatever PATH the calling process (a Dagster run worker) was given.
@@ -35,6 +35,12 @@ class HeldWarehouse:
         PostgreSQL (readers read the warehouse)."""
         return publish_snapshot(self.warehouse, snapshot_path(self.home), load_seq=load_seq)
 
+    def snapshot_writer(self) -> SnapshotWriter | None:
+        """A snapshot to fill while dbt builds, mart by mart (None on PostgreSQL)."""
+        if self.warehouse.dialect != "duckdb":
+            return None
+        return SnapshotWriter(self.warehouse, snapshot_path(self.home))
+
 
 @contextmanager
 def held_for_dbt(settings: Settings, *, in_process: bool = False) -> Iterator[HeldWarehouse]:
@@ -44,6 +50,8 @@ def held_for_dbt(settings: Settings, *, in_process: bool = False) -> Iterator[He
     warehouse = Warehouse.from_settings(settings)
     try:
         with warehouse.marts_writer(), nullcontext() if in_process else warehouse.exclusive():
+            if not in_process:
+                warehouse.hand_over()  # dbt may be another process: the file must be closed here
             yield HeldWarehouse(warehouse, settings.home)
     finally:
         warehouse.dispose()

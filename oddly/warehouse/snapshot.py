@@ -20,6 +20,8 @@ in one transaction, so readers see the old or the new rows, never a mix.
 from __future__ import annotations
 
 import os
+import queue
+import threading
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -27,7 +29,7 @@ from pathlib import Path
 
 import duckdb
 
-from oddly.warehouse.store import Warehouse, duckdb_config
+from oddly.warehouse.store import Warehouse, connect_duckdb
 
 SNAPSHOT_FILE = "published.duckdb"  # not marts.duckdb: its catalog would shadow schema `marts`
 # The relations readers get: every table dbt built in these schemas.
@@ -37,6 +39,9 @@ PUBLISHED_SCHEMAS = ("marts",)
 PUBLISHED_ROWS = {
     "marts.fct_steam_moves": "where canonical_event_id in (select canonical_event_id from marts.dim_events)",
 }
+# The marts those filters read: a filtered mart is copied once they are built too (a build of every
+# model may build the steam moves before the events, even the first time, when there are none).
+PUBLISHED_ROWS_READ = {"marts.fct_steam_moves": ("marts.dim_events",)}
 # Bookkeeping table in the snapshot: one row per published relation, with its row count.
 INFO_TABLE = "main.snapshot_info"
 # Feed health: per feed, its last run and last success, failed runs and quarantined records over
@@ -103,7 +108,9 @@ class Snapshot:
     published_at: datetime
     load_seq: int
     rows: dict[str, int]
-    seconds: float
+    seconds: float  # writing it after dbt finished (what it adds to a cycle)
+    seconds_beside_dbt: float = 0.0  # copying marts while dbt built the next ones
+    copied_beside_dbt: tuple[str, ...] = ()  # those marts, in the order dbt built them
 
 
 def snapshot_path(home: Path) -> Path:
@@ -120,62 +127,144 @@ def publish_snapshot(warehouse: Warehouse, target: Path, *, load_seq: int | None
     process's ingestion goes on writing ticks while the marts are copied."""
     if warehouse.dialect != "duckdb":
         return None
-    t0 = time.perf_counter()
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    staging.unlink(missing_ok=True)
     with warehouse.marts_writer():
-        source = duckdb.connect(str(warehouse.duckdb_path), config=duckdb_config())
+        return SnapshotWriter(warehouse, target).finish(load_seq)
+
+
+class SnapshotWriter:
+    """A snapshot being written while dbt builds: each mart is copied into the new file as soon as
+    dbt has built it (`mart_built`, from dbt's result events; a thread of its own copies it while dbt
+    goes on with the next models), and `finish` copies what is left, then moves the file over
+    `target`. The caller holds the marts' lane from before the first mart is built to the end of
+    `finish` (or `abort`), so no mart changes under the copy; a mart copied early is the one dbt
+    built in this invocation, from the same ceiling of ticks as the rest."""
+
+    def __init__(self, warehouse: Warehouse, target: Path) -> None:
+        if warehouse.dialect != "duckdb":
+            raise ValueError("only the embedded warehouse (DuckDB) is published")
+        self.warehouse = warehouse
+        self.target = target
+        target.parent.mkdir(parents=True, exist_ok=True)
+        self.staging = target.with_name(f".{target.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+        self.staging.unlink(missing_ok=True)
+        self.rows: dict[str, int] = {}
+        self.early_seconds = 0.0  # copying while dbt built (overlapped with the models)
+        self.early: list[str] = []
+        self._built: set[str] = set()  # marts dbt has built so far
+        self._queued: set[str] = set()  # of them, those handed to the copying thread
+        self._queue: queue.SimpleQueue[tuple[str, str] | None] = queue.SimpleQueue()
+        self._failure: BaseException | None = None
+        self._source = connect_duckdb(warehouse.duckdb_path)
+        self._published = duckdb.connect(str(self.staging))
+        for schema in (*PUBLISHED_SCHEMAS, "ops"):
+            self._published.execute(f"create schema if not exists {schema}")
+        self._thread: threading.Thread | None = None
+
+    def mart_built(self, schema: str, table: str) -> None:
+        """dbt built `schema.table` (a table, committed): copy it now, beside the next models, or,
+        when its published rows are filtered by other marts, once those are built too."""
+        if schema not in PUBLISHED_SCHEMAS:
+            return
+        self._built.add(f"{schema}.{table}")
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._copy_queued, name="snapshot-writer", daemon=True)
+            self._thread.start()
+        for name in sorted(self._built - self._queued):
+            if set(PUBLISHED_ROWS_READ.get(name, ())) <= self._built:
+                self._queued.add(name)
+                mart_schema, mart = name.split(".", 1)
+                self._queue.put((mart_schema, mart))
+
+    def _copy_queued(self) -> None:
+        while (item := self._queue.get()) is not None:
+            if self._failure is not None:
+                continue
+            t0 = time.perf_counter()
+            try:
+                self._copy_mart(*item)
+                self.early.append(".".join(item))
+            except BaseException as exc:  # reported by finish, in the caller's thread
+                self._failure = exc
+            self.early_seconds += time.perf_counter() - t0
+
+    def _copy_mart(self, schema: str, table: str) -> None:
+        name = f"{schema}.{table}"
+        rows_sql = PUBLISHED_ROWS.get(name, "")
+        self.rows[name] = _copy(self._source, f"select * from {name} {rows_sql}", self._published, name)
+
+    def _drain(self) -> None:
+        if self._thread is not None:
+            self._queue.put(None)
+            self._thread.join()
+            self._thread = None
+        if self._failure is not None:
+            raise self._failure
+
+    def finish(self, load_seq: int | None = None) -> Snapshot | None:
+        """Copy the marts not copied yet and the feed health, then move the file over `target`;
+        None when no mart has been built yet. `load_seq`: the last load the marts were built from
+        (by default the last load written, right when nothing writes ticks meanwhile)."""
+        t0 = time.perf_counter()
         try:
-            rows, load_seq = _copy_marts(source, staging, load_seq)
+            self._drain()
+            schemas = ", ".join(f"'{s}'" for s in PUBLISHED_SCHEMAS)
+            relations = self._source.execute(
+                "select table_schema, table_name from information_schema.tables "
+                f"where table_schema in ({schemas}) and table_type = 'BASE TABLE' order by 1, 2"
+            ).fetchall()
+            if load_seq is None:
+                [(last,)] = self._source.execute(
+                    "select coalesce(max(load_seq), 0) from raw.feed_runs"
+                ).fetchall()
+                load_seq = int(last)
+            for schema, table in relations:
+                if f"{schema}.{table}" not in self.rows:
+                    self._copy_mart(schema, table)
+            if not self.rows:
+                self.abort()
+                return None
+            self.rows[FEED_HEALTH] = _copy(self._source, FEED_HEALTH_SQL, self._published, FEED_HEALTH)
+            published_at = datetime.now(UTC)
+            _write_info(self._published, self.rows, load_seq, published_at)
+            self._close()
         except BaseException:
-            staging.unlink(missing_ok=True)
+            self.abort()
             raise
-        finally:
-            source.close()
-    if not rows:
-        staging.unlink(missing_ok=True)
-        return None
-    published_at = datetime.now(UTC)
-    _write_info(staging, rows, load_seq, published_at)
-    os.replace(staging, target)
-    return Snapshot(target, published_at, load_seq, rows, time.perf_counter() - t0)
+        os.replace(self.staging, self.target)
+        seconds = time.perf_counter() - t0
+        return Snapshot(
+            self.target,
+            published_at,
+            load_seq,
+            dict(self.rows),
+            seconds,
+            seconds_beside_dbt=self.early_seconds,
+            copied_beside_dbt=tuple(self.early),
+        )
 
+    def abort(self) -> None:
+        """Nothing is published: the new file is removed."""
+        if self._thread is not None:
+            self._queue.put(None)
+            self._thread.join()
+            self._thread = None
+        self._close()
+        self.staging.unlink(missing_ok=True)
 
-def _copy_marts(
-    source: duckdb.DuckDBPyConnection, staging: Path, load_seq: int | None
-) -> tuple[dict[str, int], int]:
-    schemas = ", ".join(f"'{s}'" for s in PUBLISHED_SCHEMAS)
-    relations = source.execute(
-        "select table_schema, table_name from information_schema.tables "
-        f"where table_schema in ({schemas}) and table_type = 'BASE TABLE' order by 1, 2"
-    ).fetchall()
-    if load_seq is None:
-        [(last,)] = source.execute("select coalesce(max(load_seq), 0) from raw.feed_runs").fetchall()
-        load_seq = int(last)
-    # Each mart travels as Arrow into the new file's own DuckDB, not through an ATTACH of that file
-    # to the warehouse: attaching and detaching a database while the polls of this process bind
-    # their queries on the same warehouse made DuckDB lose its table functions now and then
-    # ("Table Function with name python_arrow_scan does not exist", a poll failed).
-    rows: dict[str, int] = {}
-    with duckdb.connect(str(staging)) as published:
-        for schema in PUBLISHED_SCHEMAS:
-            published.execute(f"create schema if not exists {schema}")
-        for schema, table in relations:
-            rows_sql = PUBLISHED_ROWS.get(f"{schema}.{table}", "")
-            rows[f"{schema}.{table}"] = _copy(
-                source, f"select * from {schema}.{table} {rows_sql}", published, f"{schema}.{table}"
-            )
-        if rows:
-            published.execute("create schema if not exists ops")
-            rows[FEED_HEALTH] = _copy(source, FEED_HEALTH_SQL, published, FEED_HEALTH)
-    return rows, load_seq
+    def _close(self) -> None:
+        """Close both connections (again: nothing happens)."""
+        self._published.close()
+        self._source.close()
 
 
 def _copy(
     source: duckdb.DuckDBPyConnection, sql: str, published: duckdb.DuckDBPyConnection, table: str
 ) -> int:
-    """`sql`'s rows on the warehouse, as `table` of the new file; how many."""
+    """`sql`'s rows on the warehouse, as `table` of the new file; how many. Each mart travels as
+    Arrow into the new file's own DuckDB, not through an ATTACH of that file to the warehouse:
+    attaching and detaching a database while the polls of this process bind their queries on the
+    same warehouse made DuckDB lose its table functions now and then ("Table Function with name
+    python_arrow_scan does not exist", a poll failed)."""
     data = source.sql(sql).to_arrow_table()
     published.register("_rows", data)
     published.execute(f"create table {table} as select * from _rows")
@@ -183,13 +272,14 @@ def _copy(
     return int(data.num_rows)
 
 
-def _write_info(staging: Path, rows: dict[str, int], load_seq: int, published_at: datetime) -> None:
-    with duckdb.connect(str(staging)) as con:
-        con.execute(
-            f"create table {INFO_TABLE} (relation varchar, row_count bigint, load_seq bigint, "
-            "published_at timestamptz)"
-        )
-        con.executemany(
-            f"insert into {INFO_TABLE} values (?, ?, ?, ?)",
-            [(name, count, load_seq, published_at) for name, count in rows.items()],
-        )
+def _write_info(
+    con: duckdb.DuckDBPyConnection, rows: dict[str, int], load_seq: int, published_at: datetime
+) -> None:
+    con.execute(
+        f"create table {INFO_TABLE} (relation varchar, row_count bigint, load_seq bigint, "
+        "published_at timestamptz)"
+    )
+    con.executemany(
+        f"insert into {INFO_TABLE} values (?, ?, ?, ?)",
+        [(name, count, load_seq, published_at) for name, count in rows.items()],
+    )

@@ -10,6 +10,7 @@ separate lanes of that hold (ARCHITECTURE.md, "Writers: one process at a time �
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import functools
 import io
@@ -147,6 +148,13 @@ class Warehouse:
             return
         with _ProcessLock.held(self._duckdb_path, self.lock_timeout_seconds, MARTS_LANE):
             yield
+
+    def hand_over(self) -> None:
+        """While this process holds the file (both lanes) for another process — dbt's CLI, a child
+        it starts — close the connection it keeps open meanwhile (`_anchor`): DuckDB would refuse
+        that process the file. The next hold opens one again."""
+        if self._duckdb_path is not None:
+            _ProcessLock.drop_anchor(self._duckdb_path)
 
     def ensure_schema(self) -> None:
         """Create what is missing of the raw schema. A schema already in place costs one catalog
@@ -384,7 +392,9 @@ class _ProcessLock:
     _locks: ClassVar[dict[Path, _ProcessLock]] = {}
 
     def __init__(self, path: Path) -> None:
+        self.db_path = path
         self.lock_path = path.with_name(path.name + ".lock")
+        self.anchor: Any = None  # a connection open while the file is held (`_anchor`)
         self.lanes = {WRITER_LANE: threading.RLock(), MARTS_LANE: threading.RLock()}
         self.file_guard = threading.Lock()  # the count and the handle
         self.depth = 0
@@ -407,19 +417,61 @@ class _ProcessLock:
         finally:
             thread_lock.release()
 
+    @classmethod
+    def drop_anchor(cls, path: Path) -> None:
+        with cls._guard:
+            lock = cls._locks.get(path.resolve())
+        if lock is not None:
+            with lock.file_guard:
+                if lock.anchor is not None:
+                    lock.anchor.close()
+                    lock.anchor = None
+
     def _hold_file(self, timeout: float) -> None:
         with self.file_guard:
             if self.depth == 0:
                 self.handle = _flock(self.lock_path, timeout)
+                self.anchor = _anchor(self.db_path)
             self.depth += 1
 
     def _release_file(self) -> None:
         with self.file_guard:
             self.depth -= 1
             if self.depth == 0:
+                if self.anchor is not None:  # the last connection: DuckDB checkpoints and lets go
+                    self.anchor.close()
+                    self.anchor = None
                 fcntl.flock(self.handle, fcntl.LOCK_UN)
                 self.handle.close()
                 self.handle = None
+
+
+# One DuckDB connection is opened at a time in a process. DuckDB's Python client hands a database
+# it is still opening to a second thread's connect before it has registered its own table functions
+# there: that thread's next Arrow scan failed with "Table Function with name python_arrow_scan does
+# not exist" (a poll now and then, while another thread opened the file).
+_CONNECT_GUARD = threading.Lock()
+
+
+def connect_duckdb(path: Path, **kwargs: Any) -> Any:
+    """A connection to the warehouse file with the process's configuration, opened one at a time."""
+    import duckdb
+
+    with _CONNECT_GUARD:
+        return duckdb.connect(str(path), config=duckdb_config(), **kwargs)
+
+
+def _anchor(path: Path) -> Any:
+    """A connection kept open while this process holds the file, so the database stays open between
+    the short-lived connections of its threads (each would otherwise open the file again, reading
+    its catalog, and close it with a checkpoint); None when it cannot be opened (the connection that
+    needs it says why)."""
+    import duckdb
+
+    try:
+        return connect_duckdb(path)
+    except duckdb.Error:
+        return None
 
 
 def _flock(lock_path: Path, timeout: float) -> Any:
@@ -474,7 +526,14 @@ def _make_engine(url: str) -> sa.Engine:
         path = _duckdb_file(url)
         path.parent.mkdir(parents=True, exist_ok=True)
         # No pool: a DuckDB file must be closed between uses so other processes can open it.
-        return sa.create_engine(url, poolclass=NullPool)
+        engine = sa.create_engine(url, poolclass=NullPool)
+
+        @sa.event.listens_for(engine, "do_connect")
+        def one_at_a_time(dialect: Any, record: Any, cargs: Any, cparams: Any) -> Any:
+            with contextlib.nullcontext():  # see connect_duckdb
+                return dialect.connect(*cargs, **cparams)
+
+        return engine
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
     return sa.create_engine(url, pool_pre_ping=True, pool_size=2, max_overflow=2)

@@ -10,9 +10,10 @@ import sys
 import textwrap
 import threading
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
+import duckdb
 import pytest
 
 from oddly.config import Settings
@@ -20,6 +21,7 @@ from oddly.model import PriceColumns, now_utc
 from oddly.warehouse.cycle import run_marts_cycle
 from oddly.warehouse.dbt_runner import DbtOutcome, WarmDbt, project_signature
 from oddly.warehouse.reader import MartsReader
+from oddly.warehouse.snapshot import PUBLISHED_ROWS
 from oddly.warehouse.store import FeedRunRecord, Warehouse
 from tests.integration.test_dbt_project import seed
 
@@ -111,6 +113,36 @@ def test_a_first_cycle_builds_every_model_and_later_ones_the_cycle_selector(sett
     assert "published" in later.describe() and "warehouse held" in later.describe()
 
 
+def test_the_cycle_copies_each_mart_into_the_snapshot_as_soon_as_dbt_has_built_it(settings: Settings) -> None:
+    dbt = WarmDbt(settings)
+    assert run_marts_cycle(settings, dbt, run_checks=False).success
+    cycle = run_marts_cycle(settings, dbt, run_checks=False)
+    assert cycle.success and cycle.snapshot is not None, cycle.describe()
+    built_marts = {
+        f"marts.{n.unique_id.split('.')[-1]}"
+        for n in cycle.models.nodes
+        if n.unique_id.split(".")[-1].startswith(("fct_", "dim_"))
+    }
+    assert built_marts and set(cycle.snapshot.copied_beside_dbt) == built_marts
+    assert cycle.snapshot.seconds_beside_dbt > 0
+    copied = cycle.snapshot.copied_beside_dbt  # the steam moves published are those of the events built
+    assert copied.index("marts.fct_steam_moves") > copied.index("marts.dim_events")
+    # what readers get is what dbt built: every mart, row for row
+    published = {k: v for k, v in cycle.snapshot.rows.items() if k.startswith("marts.")}
+    with duckdb.connect(str(settings.duckdb_path), read_only=True) as con:
+        for name, count in published.items():
+            rows_sql = PUBLISHED_ROWS.get(name, "")  # the history-sized marts: the events on offer
+            assert con.execute(f"select count(*) from {name} {rows_sql}").fetchone() == (count,), name
+        snapshot_rows = duckdb.connect(str(cycle.snapshot.path), read_only=True)
+        try:
+            for name in built_marts:
+                theirs = snapshot_rows.execute(f"select * from {name} order by all").fetchall()
+                ours = con.execute(f"select * from {name} {PUBLISHED_ROWS.get(name, '')} order by all")
+                assert theirs == ours.fetchall(), name
+        finally:
+            snapshot_rows.close()
+
+
 def write_a_move(settings: Settings, price: float) -> int:
     """What a poll of the same process writes: Chelsea's home price at 22Bet moves to `price`;
     the load sequence it got."""
@@ -161,13 +193,13 @@ class PollDuringDbt(WarmDbt):
         super().__init__(settings)
         self.loads: list[int] = []
 
-    def invoke(self, args: Sequence[str]) -> DbtOutcome:
+    def invoke(self, args: Sequence[str], on_built: Callable[[str, str], None] | None = None) -> DbtOutcome:
         if args[0] == "run":
             poll = threading.Thread(target=lambda: self.loads.append(write_a_move(self.settings, 2.2)))
             poll.start()
             poll.join(timeout=60)
             assert not poll.is_alive(), "the poll waited for the marts cycle"
-        return super().invoke(args)
+        return super().invoke(args, on_built)
 
 
 def chelsea_home(settings: Settings) -> float:
@@ -211,9 +243,9 @@ class PollsAllThroughDbt(WarmDbt):
         self.loads_during_run: list[int] = []
         self.errors: list[BaseException] = []
 
-    def invoke(self, args: Sequence[str]) -> DbtOutcome:
+    def invoke(self, args: Sequence[str], on_built: Callable[[str, str], None] | None = None) -> DbtOutcome:
         if args[0] != "run":
-            return super().invoke(args)
+            return super().invoke(args, on_built)
         running = threading.Event()
         done = threading.Event()
 
@@ -232,7 +264,7 @@ class PollsAllThroughDbt(WarmDbt):
         thread.start()
         running.set()
         try:
-            return super().invoke(args)
+            return super().invoke(args, on_built)
         finally:
             done.set()
             thread.join(timeout=60)

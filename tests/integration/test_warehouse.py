@@ -255,3 +255,58 @@ def test_the_marts_builder_lets_its_own_process_write_and_keeps_other_processes_
             other.close()
     assert _exclusive_within(url, 5) == "held"  # let go with the last lane
     wh.dispose()
+
+
+def test_threads_opening_the_file_at_once_all_get_a_working_connection(tmp_path: Path) -> None:
+    """DuckDB's Python client handed a database it was still opening to a second thread, whose Arrow
+    scan then failed ("python_arrow_scan does not exist"): in the demo a poll failed now and then
+    while the marts cycle's dbt opened the file. Connections of the process open one at a time, and
+    a held file keeps one open, so the others find its database ready."""
+    import threading
+
+    import duckdb
+    import pyarrow as pa
+
+    from oddly.warehouse.store import connect_duckdb, duckdb_config
+
+    wh = Warehouse.from_url(f"duckdb:///{tmp_path}/wh.duckdb")
+    wh.ensure_schema()
+    path = tmp_path / "wh.duckdb"
+    wanted = pa.table({"selection_key": ["a", "b", "c"]})
+    errors: list[str] = []
+    counts: list[int] = []
+
+    def scan(con: duckdb.DuckDBPyConnection) -> None:
+        try:
+            con.register("_wanted", wanted)
+            counts.append(con.execute("select count(*) from _wanted").fetchone()[0])
+        except duckdb.Error as exc:  # every failure is counted, not just the first
+            errors.append(str(exc).splitlines()[0])
+        finally:
+            con.close()
+
+    def own_connections() -> None:  # the publish's: no lane of their own
+        for _ in range(300):
+            scan(connect_duckdb(path))
+
+    def poll() -> None:  # through the engine, on the writers' lane
+        for _ in range(300):
+            try:
+                (table,) = wh.arrow_with(["select count(*) as n from _wanted"], {"_wanted": wanted})
+                counts.append(table["n"][0].as_py())
+            except Exception as exc:
+                errors.append(str(exc).splitlines()[0])
+
+    def dbt_like() -> None:  # dbt opens the file itself (not through connect_duckdb), on the marts' lane
+        for _ in range(300):
+            with wh.marts_writer():
+                scan(duckdb.connect(str(path), config=duckdb_config()))
+
+    threads = [threading.Thread(target=t) for t in (own_connections, own_connections, poll, dbt_like)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=300)
+    assert errors == []
+    assert counts == [3] * 1200
+    wh.dispose()
