@@ -42,6 +42,7 @@ class Sample:
     at: float  # seconds since the stack was up
     bytes: dict[str, int]
     rss_mb: dict[str, float]
+    dagster_files: dict[str, int] = field(default_factory=dict)  # each file of the instance storage
 
 
 @dataclass
@@ -50,10 +51,40 @@ class Soak:
     peak_rss_mb: dict[str, float] = field(default_factory=dict)
 
 
+def file_bytes(path: Path) -> int:
+    """A file's size; 0 when it is gone (SQLite removes its -wal and -shm files as it pleases)."""
+    try:
+        return path.stat().st_size if path.is_file() else 0
+    except FileNotFoundError:
+        return 0
+
+
 def folder_bytes(path: Path) -> int:
     if path.is_file():
-        return path.stat().st_size
-    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) if path.exists() else 0
+        return file_bytes(path)
+    return sum(file_bytes(p) for p in path.rglob("*")) if path.exists() else 0
+
+
+def dagster_files(settings: Settings) -> dict[str, int]:
+    """Each file of Dagster's instance storage (run shards grouped), to tell which one grows."""
+    base = settings.dagster_home / "storage"
+    sizes: dict[str, int] = {}
+    for path in base.rglob("*") if base.exists() else []:
+        if size := file_bytes(path):
+            rel = path.relative_to(base).as_posix()
+            shared = ("history/runs/.", "history/runs/index")  # the runless shard and the index
+            if rel.startswith("history/runs/") and not rel.startswith(shared):
+                rel = "history/runs/<run shards>"
+            elif "/compute_logs/" in rel:
+                rel = "<compute logs>"
+            sizes[rel] = sizes.get(rel, 0) + size
+    return sizes
+
+
+def file_growth(first: dict[str, int], last: dict[str, int]) -> dict[str, float]:
+    """Bytes each file gained (or lost) between two samples, in MB, largest change first."""
+    change = {k: last.get(k, 0) - first.get(k, 0) for k in first.keys() | last.keys()}
+    return {k: round(v / 1e6, 3) for k, v in sorted(change.items(), key=lambda kv: -abs(kv[1])) if v}
 
 
 def store_bytes(settings: Settings) -> dict[str, int]:
@@ -160,7 +191,7 @@ def soak(
                 rss = {s.name: tree_rss_mb(s.process.pid) for s in running if s.process}
                 for name, mb in rss.items():
                     soaked.peak_rss_mb[name] = max(soaked.peak_rss_mb.get(name, 0.0), mb)
-                soaked.samples.append(Sample(elapsed, store_bytes(settings), rss))
+                soaked.samples.append(Sample(elapsed, store_bytes(settings), rss, dagster_files(settings)))
                 dead = [s.name for s in running if s.process and s.process.poll() is not None]
                 if dead:
                     raise click.ClickException(
@@ -196,6 +227,18 @@ def soak(
                     for s in soaked.samples
                     if "dagster_storage" in s.bytes
                 },
+                # which file of the instance storage the growth after the window is in
+                "dagster_files_mb_at_end": {
+                    k: round(v / 1e6, 3)
+                    for k, v in sorted((after or soaked.samples)[-1].dagster_files.items())
+                }
+                if soaked.samples
+                else {},
+                "dagster_file_growth_mb_after_window": file_growth(
+                    after[0].dagster_files, after[-1].dagster_files
+                )
+                if len(after) > 1
+                else {},
                 "peak_rss_mb": {k: round(v) for k, v in sorted(soaked.peak_rss_mb.items())},
                 "load_avg_start": [round(x, 2) for x in load_start],
                 "load_avg_end": [round(x, 2) for x in load_end],
