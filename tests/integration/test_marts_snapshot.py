@@ -11,7 +11,7 @@ import duckdb
 import pytest
 
 from oddly.warehouse.reader import MartsNotReadyError, MartsReader
-from oddly.warehouse.snapshot import publish_snapshot, snapshot_path
+from oddly.warehouse.snapshot import SnapshotWriter, publish_snapshot, snapshot_path
 from oddly.warehouse.store import Warehouse
 
 
@@ -110,3 +110,38 @@ def test_nothing_is_published_before_a_mart_exists(warehouse: Warehouse, tmp_pat
     warehouse.ensure_schema()
     assert publish_snapshot(warehouse, snapshot_path(tmp_path)) is None
     assert not snapshot_path(tmp_path).exists() and not list(tmp_path.glob(".published*"))
+
+
+def test_a_mart_that_cannot_be_copied_beside_dbt_fails_the_publish_and_keeps_the_last_snapshot(
+    warehouse: Warehouse, tmp_path: Path
+) -> None:
+    build_mart(warehouse, 3)
+    assert publish_snapshot(warehouse, snapshot_path(tmp_path)) is not None
+    build_mart(warehouse, 5)
+    with warehouse.marts_writer():
+        writer = SnapshotWriter(warehouse, snapshot_path(tmp_path))
+        writer.mart_built("marts", "fct_prices_current")
+        writer.mart_built("marts", "fct_gone")  # reported built, then dropped: the copy fails
+        with pytest.raises(duckdb.CatalogException, match="fct_gone"):
+            writer.finish()
+    reader = MartsReader(warehouse_url=None, home=tmp_path)
+    assert int(reader.query("select count(*) as n from marts.fct_prices_current")["n"][0]) == 3
+    assert not list(tmp_path.glob(".published*")), "the staging file was left behind"
+
+
+def test_a_failed_build_publishes_nothing_of_what_was_copied_beside_it(
+    warehouse: Warehouse, tmp_path: Path
+) -> None:
+    build_mart(warehouse, 3)
+    with warehouse.marts_writer():
+        writer = SnapshotWriter(warehouse, snapshot_path(tmp_path))
+        writer.mart_built("marts", "fct_prices_current")
+        writer.mart_built("staging", "stg_ignored")  # not a published schema: never copied
+        writer.abort()  # dbt failed after building it
+    assert not snapshot_path(tmp_path).exists() and not list(tmp_path.glob(".published*"))
+    with warehouse.marts_writer():
+        writer = SnapshotWriter(warehouse, snapshot_path(tmp_path))
+        writer.mart_built("marts", "fct_prices_current")
+        published = writer.finish()
+    assert published is not None and published.copied_beside_dbt == ("marts.fct_prices_current",)
+    assert published.rows["marts.fct_prices_current"] == 3
