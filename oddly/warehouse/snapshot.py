@@ -192,13 +192,12 @@ class SnapshotWriter:
         rows_sql = PUBLISHED_ROWS.get(name, "")
         self.rows[name] = _copy(self._source, f"select * from {name} {rows_sql}", self._published, name)
 
-    def _drain(self) -> None:
+    def _stop_copying(self) -> None:
+        """Let the copying thread finish what it was handed, and end it."""
         if self._thread is not None:
             self._queue.put(None)
             self._thread.join()
             self._thread = None
-        if self._failure is not None:
-            raise self._failure
 
     def finish(self, load_seq: int | None = None) -> Snapshot | None:
         """Copy the marts not copied yet and the feed health, then move the file over `target`;
@@ -206,7 +205,9 @@ class SnapshotWriter:
         (by default the last load written, right when nothing writes ticks meanwhile)."""
         t0 = time.perf_counter()
         try:
-            self._drain()
+            self._stop_copying()
+            if self._failure is not None:
+                raise self._failure
             schemas = ", ".join(f"'{s}'" for s in PUBLISHED_SCHEMAS)
             relations = self._source.execute(
                 "select table_schema, table_name from information_schema.tables "
@@ -244,10 +245,7 @@ class SnapshotWriter:
 
     def abort(self) -> None:
         """Nothing is published: the new file is removed."""
-        if self._thread is not None:
-            self._queue.put(None)
-            self._thread.join()
-            self._thread = None
+        self._stop_copying()
         self._close()
         self.staging.unlink(missing_ok=True)
 
@@ -261,10 +259,8 @@ def _copy(
     source: duckdb.DuckDBPyConnection, sql: str, published: duckdb.DuckDBPyConnection, table: str
 ) -> int:
     """`sql`'s rows on the warehouse, as `table` of the new file; how many. Each mart travels as
-    Arrow into the new file's own DuckDB, not through an ATTACH of that file to the warehouse:
-    attaching and detaching a database while the polls of this process bind their queries on the
-    same warehouse made DuckDB lose its table functions now and then ("Table Function with name
-    python_arrow_scan does not exist", a poll failed)."""
+    Arrow into the new file's own DuckDB: the new file is never attached to the warehouse's
+    database, which the polls of this process share."""
     data = source.sql(sql).to_arrow_table()
     published.register("_rows", data)
     published.execute(f"create table {table} as select * from _rows")

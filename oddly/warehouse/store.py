@@ -10,7 +10,6 @@ separate lanes of that hold (ARCHITECTURE.md, "Writers: one process at a time â€
 
 from __future__ import annotations
 
-import contextlib
 import fcntl
 import functools
 import io
@@ -530,7 +529,7 @@ def _make_engine(url: str) -> sa.Engine:
 
         @sa.event.listens_for(engine, "do_connect")
         def one_at_a_time(dialect: Any, record: Any, cargs: Any, cparams: Any) -> Any:
-            with contextlib.nullcontext():  # see connect_duckdb
+            with _CONNECT_GUARD:  # see connect_duckdb
                 return dialect.connect(*cargs, **cparams)
 
         return engine
